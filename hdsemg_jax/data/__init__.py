@@ -1,0 +1,1 @@
+"""Reading prepared HD-sEMG datasets into trial records."""
