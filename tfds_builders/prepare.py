@@ -61,6 +61,9 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == '__main__':
   from absl import app, flags
+  # Under `python -m` this file runs as `__main__`, a second copy of the module; builders raise
+  # `tfds_builders.prepare.DatasetError`, so `main` must catch that class, not this copy's.
+  from tfds_builders.prepare import DatasetError  # pylint: disable=g-import-not-at-top
   _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Where TFDS keeps prepared datasets.')
   _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Folder holding manually downloaded files.')
   app.run(main)

@@ -25,8 +25,12 @@ def trial_features(grid_shape: tuple[int, int], class_names: list[str]) -> tfds.
   height, width = grid_shape
   del class_names  # Kept in the dataset metadata; `label` holds -1 too, so no ClassLabel.
   return tfds.features.FeaturesDict({
-      'emg': tfds.features.Tensor(shape=(None, height, width), dtype=np.float32),
-      'label': tfds.features.Tensor(shape=(None,), dtype=np.int32),
+      # BYTES encoding stores each array as one blob: several times faster to write than
+      # TFDS's default value-by-value encoding, and decoded to the same arrays.
+      'emg': tfds.features.Tensor(shape=(None, height, width), dtype=np.float32,
+                                  encoding=tfds.features.Encoding.BYTES),
+      'label': tfds.features.Tensor(shape=(None,), dtype=np.int32,
+                                    encoding=tfds.features.Encoding.BYTES),
       'subject': np.int32,
       'session': np.int32,
       'trial': np.int32,

@@ -68,11 +68,11 @@ class SignalModel:
     """The gesture's hot spots in this subject's anatomy."""
     base = self.gesture_spots(gesture)
     rng = self._rng(_SUBJECT, subject, gesture)
-    rotation = self._rng(_SUBJECT, subject).uniform(-1.0, 1.0)  # Whole arm, all gestures.
+    rotation = self._rng(_SUBJECT, subject).uniform(-1.5, 1.5)  # Whole arm, all gestures.
     k = _SPOTS_PER_GESTURE
     return Spots(
-        row=base.row + rng.uniform(-1.5, 1.5, k),
-        col=base.col + rotation + rng.uniform(-0.8, 0.8, k),
+        row=base.row + rng.uniform(-2.0, 2.0, k),
+        col=base.col + rotation + rng.uniform(-1.2, 1.2, k),
         row_width=base.row_width * rng.uniform(0.8, 1.25, k),
         col_width=base.col_width * rng.uniform(0.8, 1.25, k),
         weight=base.weight * rng.uniform(0.6, 1.4, k),
@@ -101,10 +101,10 @@ class SignalModel:
             num_frames: int) -> np.ndarray:
     """One trial, float32 ``(num_frames, H, W)``."""
     session_rng = self._rng(_SESSION, subject, session)
-    row_shift = session_rng.uniform(-0.7, 0.7)
-    col_shift = session_rng.uniform(-0.6, 0.6)
+    row_shift = session_rng.uniform(-0.8, 0.8)
+    col_shift = session_rng.choice([-1, 1]) * session_rng.uniform(0.25, 0.5)
     gain = (self.channel_gain(_SUBJECT, subject, 10_000, spread=0.25)
-            * self.channel_gain(_SESSION, subject, session, 10_000, spread=0.1))
+            * self.channel_gain(_SESSION, subject, session, 10_000, spread=0.2))
 
     rng = self._rng(_TRIAL, subject, session, gesture, trial)
     spots = self.subject_spots(subject, gesture)

@@ -1,0 +1,56 @@
+r"""The embedded default: All-ConvNet, intra-session, on synthetic data.
+
+  python -m experiments.main --config=experiments/configs/default.py --workdir=/tmp/default
+
+Sized to finish in a few minutes on a 2-core CPU: 4 synthetic subjects, session 1
+only (4 folds), 300 frames per trial, every 3rd frame trained on, 6 epochs,
+batch 256 (the full recipe is 28
+epochs at batch 1000; see `intra_session.py`). Expect (synthetic data): per-frame
+accuracy far above chance (12.5%) and 150-frame vote accuracy near 100%.
+
+The config tree is a public interface: later versions add keys, never rename.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  config.dataset = ml_collections.ConfigDict()
+  config.dataset.name = 'synthetic_hdsemg/small'
+  config.dataset.data_dir = config_dict.placeholder(str)  # None: TFDS's default folder.
+  config.dataset.manual_dir = config_dict.placeholder(str)
+  config.dataset.filters = ()  # e.g. ('notch:60:50', 'bandpass:20:380'); see preprocessing.filters.
+
+  config.protocol = ml_collections.ConfigDict()
+  config.protocol.name = 'intra_session'
+  config.protocol.sessions = (1,)  # None: every session.
+  config.protocol.subjects = config_dict.placeholder(tuple)  # The data pool; None: all.
+  config.protocol.folds = config_dict.placeholder(tuple)  # Which folds run; None: all.
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'all_convnet'
+  config.model.features = (64, 64, 128, 128, 128, 256)
+  config.model.kernel_sizes = (3, 3, 3, 3, 3, 1)
+  config.model.strides = (1, 1, 2, 1, 1, 1)
+  config.model.bn_momentum = 0.9
+  config.model.bn_epsilon = 1e-5
+  config.model.conv_impl = 'xla'
+
+  config.train = ml_collections.ConfigDict()
+  config.train.epochs = 6
+  config.train.batch_size = 256
+  config.train.learning_rate = 0.1
+  config.train.momentum = 0.9
+  config.train.weight_decay = 1e-4
+  config.train.lr_boundaries = (16 / 28, 24 / 28)  # Fractions of the run; lr /= 10 at each.
+  config.train.frame_stride = 3  # Train on every n-th usable frame; evaluation scores all.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.vote_windows = (1, 40, 150)
+  config.eval.batch_size = 1000
+
+  config.seeds = (0,)
+  return config

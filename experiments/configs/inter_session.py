@@ -1,0 +1,20 @@
+r"""Inter-session: per subject, all of session 1 trains; each later session tests
+(its test part where it has one: flexemg sessions 2 and 3; all of it for CapgMyo DB-b).
+
+  python -m experiments.main --config=experiments/configs/inter_session.py:flexemg \\
+      --config.dataset.manual_dir=../shared/data/flexemg --workdir=workdirs/flexemg_inter
+  python -m experiments.main --config=experiments/configs/inter_session.py:capgmyo/dbb \\
+      --config.dataset.manual_dir=DIR --workdir=workdirs/dbb_inter
+
+The argument after ':' names the dataset (default: synthetic_hdsemg/small).
+"""
+
+import ml_collections
+
+from experiments.configs import datasets, default
+
+
+def get_config(dataset: str = 'synthetic_hdsemg/small') -> ml_collections.ConfigDict:
+  config = datasets.with_dataset(default.get_config(), dataset)
+  config.protocol.name = 'inter_session'
+  return config

@@ -1,0 +1,20 @@
+r"""Inter-subject: leave one subject out. All trials of the other subjects in
+the pool (`protocol.subjects`) train; all trials of the held-out subject test.
+
+  python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:flexemg \\
+      --config.dataset.manual_dir=../shared/data/flexemg --workdir=workdirs/flexemg_loso
+  python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:capgmyo/dbc \\
+      --config.dataset.manual_dir=DIR --workdir=workdirs/dbc_loso
+
+The argument after ':' names the dataset (default: synthetic_hdsemg/small).
+"""
+
+import ml_collections
+
+from experiments.configs import datasets, default
+
+
+def get_config(dataset: str = 'synthetic_hdsemg/small') -> ml_collections.ConfigDict:
+  config = datasets.with_dataset(default.get_config(), dataset)
+  config.protocol.name = 'leave_one_subject_out'
+  return config

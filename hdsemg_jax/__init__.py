@@ -1,0 +1,1 @@
+"""hdsemg-jax: reproducible benchmarking of gesture recognition from HD-sEMG frames."""

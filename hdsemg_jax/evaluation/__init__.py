@@ -1,0 +1,1 @@
+"""Scoring predictions: per-frame metrics and majority voting over windows."""

@@ -1,0 +1,59 @@
+"""The workdir's results files: ``config.json``, ``results.jsonl`` and ``results.md``.
+
+Rows are appended as whole lines and fsynced, and other files are written to a
+temporary file and renamed, so a kill at any moment leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = 'results.jsonl'
+TABLE_FILE = 'results.md'
+CONFIG_FILE = 'config.json'
+
+
+def write_atomic(path: str, text: str) -> None:
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def append_row(workdir: str, row: dict[str, Any]) -> None:
+  """Appends one row to ``results.jsonl`` as a single fsynced line."""
+  line = json.dumps({'schema_version': SCHEMA_VERSION, **row}, sort_keys=True) + '\n'
+  with open(os.path.join(workdir, RESULTS_FILE), 'a') as f:
+    f.write(line)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+  """Rows of a ``results.jsonl``; a malformed line is an error naming the file and line."""
+  rows = []
+  with open(path) as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise ValueError(f'{path}:{number}: malformed results row ({e.msg}).') from None
+      if not isinstance(row, dict):
+        raise ValueError(f'{path}:{number}: a results row must be a JSON object.')
+      rows.append(row)
+  return rows
+
+
+def write_json(path: str, value: Any) -> None:
+  write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
+
+
+def rows_for(rows: Iterable[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+  return [r for r in rows if all(r.get(k) == v for k, v in match.items())]

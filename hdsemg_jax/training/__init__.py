@@ -1,0 +1,1 @@
+"""Training: optimizer recipe, train state, compiled steps and the epoch loop."""

@@ -1,0 +1,63 @@
+"""The optimizer recipe and the compiled train step."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from hdsemg_jax import models
+from hdsemg_jax.training import optimizer, state as state_lib, steps, trainer
+
+
+def _tiny_model(seed=0):
+  return models.build('all_convnet', 3, seed=seed, features=(8, 8), kernel_sizes=(3, 1),
+                      strides=(1, 1))
+
+
+def test_weight_decay_applies_to_kernels_only():
+  _, params, _ = state_lib.split_model(_tiny_model())
+  mask = optimizer.kernel_mask(params)
+  flat = {'/'.join(str(getattr(k, 'key', '')) for k in path): v
+          for path, v in jax.tree_util.tree_flatten_with_path(mask)[0]}
+  assert flat['convs/0/kernel/'] and flat['head/kernel/']
+  assert not flat['head/bias/'] and not flat['norms/0/scale/'] and not flat['input_norm/bias/']
+
+
+def test_learning_rate_drops_tenfold_at_boundaries():
+  schedule = optimizer.learning_rate_schedule(0.1, (0.5, 0.75), total_steps=100)
+  assert [float(schedule(s)) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
+      [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_train_step_lowers_the_loss_on_a_tiny_batch():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(24, 6, 4)).astype(np.float32))
+  y = jnp.asarray(np.arange(24) % 3, jnp.int32)
+  x = x + 2.0 * y[:, None, None]  # Separable classes.
+  tx = optimizer.sgd_recipe(learning_rate=0.05, momentum=0.9, weight_decay=1e-4,
+                            lr_boundaries=(0.5,), total_steps=30)
+  graphdef, state = state_lib.create(_tiny_model(), tx, seed=0)
+  step = steps.make_train_step(graphdef, tx)
+  index = jnp.arange(24)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, x, y, index)
+    losses.append(float(metrics['loss']))
+  assert losses[-1] < 0.5 * losses[0]
+  assert int(state.step) == 30
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch():
+  a = trainer.epoch_batches(3, 1, 100, 32)
+  assert a.shape == (3, 32)
+  np.testing.assert_array_equal(a, trainer.epoch_batches(3, 1, 100, 32))
+  assert not np.array_equal(a, trainer.epoch_batches(3, 2, 100, 32))
+  assert len(set(np.asarray(a).ravel().tolist())) == 96  # No frame twice; the rest dropped.
+
+
+def test_batch_larger_than_data_is_a_named_error():
+  cfg = ml_collections.ConfigDict(dict(epochs=1, batch_size=64, learning_rate=0.1, momentum=0.9,
+                                       weight_decay=0.0, lr_boundaries=()))
+  with pytest.raises(ValueError, match='train.batch_size=64'):
+    trainer.fit(_tiny_model(), np.zeros((10, 6, 4), np.float32), np.zeros(10, np.int32), cfg, 0)

@@ -1,0 +1,1 @@
+"""Generator of a tiny fake flexemg release (see generate.py); no data files are tracked."""
