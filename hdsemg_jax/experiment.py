@@ -4,11 +4,23 @@
 fold's training trials, scores the final model on its test trials (test data
 never selects anything) and writes ``config.json``, ``results.jsonl`` and
 ``results.md`` into ``workdir``.
+
+Runs are preemption-safe. Training states are checkpointed under
+``checkpoints/<fold>/seed_<n>/`` and every finished model is kept under
+``models/<fold>/seed_<n>/``. Rerunning the same command on the same workdir skips
+the (fold, seed) pairs whose rows are already in ``results.jsonl`` and continues
+the others from their latest checkpoint; the results equal those of an
+uninterrupted run (``train_seconds`` aside). A workdir written with another
+config is refused unless ``allow_config_change`` is set.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import os
+import signal
+import sys
 import time
 from typing import Any, Sequence
 
@@ -16,7 +28,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from hdsemg_jax import models, protocols
+from hdsemg_jax import checkpointing, inference, models, protocols, provenance
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import DatasetSpec, Trial
 from hdsemg_jax.evaluation import evaluate

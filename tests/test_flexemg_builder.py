@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -185,17 +183,8 @@ real_data = pytest.mark.real_data
 
 
 @pytest.fixture(scope='module')
-def real(tmp_path_factory):
-  if not (REAL_DIR / 'data').is_dir():
-    reason = (f'REAL DATA MISSING: flexemg data not found at {REAL_DIR} '
-              '(set HDSEMG_FLEXEMG_DIR to the release root)')
-    if os.environ.get('HDSEMG_REQUIRE_REAL_DATA') == '1':
-      pytest.fail(reason)
-    pytest.skip(reason)
-  data_dir = tmp_path_factory.mktemp('flexemg_real')
-  start = time.perf_counter()
-  builder = prepare.prepare('flexemg', data_dir=str(data_dir), manual_dir=str(REAL_DIR))
-  print(f'\nflexemg: built {REAL_DIR} in {time.perf_counter() - start:.1f} s')
+def real(flexemg_data_dir, flexemg_manual_dir):
+  builder = prepare.prepare('flexemg', data_dir=flexemg_data_dir, manual_dir=flexemg_manual_dir)
   # Keep labels only; emg is read back per test, so 60+ trials of 7 MB are not all held.
   source = builder.as_data_source()['train']
   index = {}
@@ -203,9 +192,7 @@ def real(tmp_path_factory):
     ex = source[i]
     index[(int(ex['subject']), int(ex['session']), ex['part'].decode(), int(ex['trial']))] = (
         i, np.asarray(ex['label']))
-  yield builder, source, index
-  # pytest keeps recent temp folders; the build is ~150 MB, so it goes now.
-  shutil.rmtree(data_dir, ignore_errors=True)
+  return builder, source, index
 
 
 def _real_file(subject: int, session: int, part: str, trial: int) -> Path:

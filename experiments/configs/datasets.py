@@ -1,10 +1,14 @@
 """Per-dataset settings that the protocol configs share (not a config file itself).
 
+``protocol_config(protocol, dataset)`` is what each protocol config file returns.
+
 ``with_dataset(config, name)`` points ``config`` at dataset ``name`` and applies
 what that dataset needs: signal conditioning, training-frame stride, recipe.
 """
 
 import ml_collections
+
+from experiments.configs import default
 
 # flexemg is raw ADC data: a DC offset and US mains. The authors notch 60 Hz (Q=50); the
 # band-pass keeps the sEMG band. A 28 s trial at 1000 Hz is costly on CPU, so training sees
@@ -31,4 +35,11 @@ def with_dataset(config: ml_collections.ConfigDict, name: str) -> ml_collections
     config.train.epochs = preset['epochs']
     config.train.batch_size = preset['batch_size']
   config.protocol.sessions = None
+  return config
+
+
+def protocol_config(protocol: str, dataset: str) -> ml_collections.ConfigDict:
+  """The default config, pointed at ``dataset``, running ``protocol``."""
+  config = with_dataset(default.get_config(), dataset)
+  config.protocol.name = protocol
   return config

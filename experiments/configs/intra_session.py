@@ -15,10 +15,8 @@ The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 
 import ml_collections
 
-from experiments.configs import datasets, default
+from experiments.configs import datasets
 
 
 def get_config(dataset: str = 'synthetic_hdsemg/small') -> ml_collections.ConfigDict:
-  config = datasets.with_dataset(default.get_config(), dataset)
-  config.protocol.name = 'intra_session'
-  return config
+  return datasets.protocol_config('intra_session', dataset)

@@ -9,15 +9,16 @@ import ml_collections
 
 from experiments.configs import default
 
+# A narrow All-ConvNet that trains in seconds; other tests reuse it.
+TINY_MODEL = dict(features=(8, 8, 16, 16), kernel_sizes=(3, 3, 3, 1), strides=(1, 2, 1, 1))
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
   config.dataset.name = 'synthetic_hdsemg/tiny'
   config.protocol.sessions = (1,)
   config.protocol.subjects = (1, 2)
-  config.model.features = (8, 8, 16, 16)
-  config.model.kernel_sizes = (3, 3, 3, 1)
-  config.model.strides = (1, 2, 1, 1)
+  config.model.update(TINY_MODEL)
   config.train.epochs = 2
   config.train.batch_size = 32
   config.train.frame_stride = 1

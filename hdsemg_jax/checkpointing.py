@@ -1,0 +1,134 @@
+"""Orbax checkpoints of training states and of finished models.
+
+A `TrainState` is saved as a nested dict of plain arrays keyed by the names of
+its pytree path (``params/convs/0/kernel/value``...), the PRNG key as its raw key
+data. Restoring goes back through the paths of a freshly created state of the
+same model, so the stored files never depend on Python classes (nnx.State,
+optax states) and a mismatch is an error naming the missing entry.
+
+Every write is synchronous: training continues only once the checkpoint is on
+disk, so a kill at any later point finds it, and the compiled step may donate
+the arrays that were just written.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from hdsemg_jax.training import state as state_lib
+
+# A few recent steps suffice: a resume only ever needs the latest one.
+MAX_TO_KEEP = 2
+
+
+class CheckpointError(ValueError):
+  """A checkpoint cannot be read or does not fit the model; the message names its path."""
+
+
+def _name(entry: Any) -> str:
+  for attr in ('key', 'idx', 'name'):
+    if hasattr(entry, attr):
+      return str(getattr(entry, attr))
+  return str(entry)
+
+
+def _is_key(leaf: Any) -> bool:
+  return hasattr(leaf, 'dtype') and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def to_tree(value: Any) -> dict[str, Any]:
+  """``value`` (any pytree of arrays) as a nested dict of arrays keyed by path names."""
+  tree: dict[str, Any] = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+    names = [_name(p) for p in path] or ['value']
+    node = tree
+    for n in names[:-1]:
+      node = node.setdefault(n, {})
+    node[names[-1]] = jax.random.key_data(leaf) if _is_key(leaf) else leaf
+  return tree
+
+
+def from_tree(tree: dict[str, Any], like: Any, where: str) -> Any:
+  """The inverse of `to_tree`: ``tree``'s arrays in the structure of ``like``."""
+  leaves = []
+  paths, treedef = jax.tree_util.tree_flatten_with_path(like)
+  for path, ref in paths:
+    node = tree
+    names = [_name(p) for p in path] or ['value']
+    for n in names:
+      if not isinstance(node, dict) or n not in node:
+        raise CheckpointError(f'{where}: checkpoint lacks {"/".join(names)}; was it written '
+                              'by another model or config?')
+      node = node[n]
+    if _is_key(ref):
+      node = jax.random.wrap_key_data(node, impl=jax.random.key_impl(ref))
+    elif tuple(np.shape(node)) != tuple(np.shape(ref)):
+      raise CheckpointError(f'{where}: {"/".join(names)} has shape {np.shape(node)}, '
+                            f'the model expects {np.shape(ref)}.')
+    leaves.append(node)
+  return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _abstract(tree: dict[str, Any]) -> dict[str, Any]:
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class TrainCheckpoints:
+  """The training checkpoints of one (fold, seed), in ``directory``."""
+
+  def __init__(self, directory: str):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(max_to_keep=MAX_TO_KEEP, create=True,
+                                           enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
+    try:
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    except Exception as e:  # Orbax raises many types; the caller needs the path.
+      raise CheckpointError(f'cannot open checkpoint folder {self.directory}: {e}') from e
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, state: state_lib.TrainState) -> None:
+    step = int(state.step)
+    if step in self._manager.all_steps():
+      return  # Already on disk (e.g. the last interval checkpoint is also the final one).
+    self._manager.save(step, args=ocp.args.StandardSave(to_tree(state)), force=True)
+    self._manager.wait_until_finished()
+
+  def restore(self, like: state_lib.TrainState) -> state_lib.TrainState | None:
+    """The latest saved state (in the structure of ``like``), or None if none was saved."""
+    step = self.latest_step()
+    if step is None:
+      return None
+    where = os.path.join(self.directory, str(step))
+    try:
+      tree = self._manager.restore(step, args=ocp.args.StandardRestore(_abstract(to_tree(like))))
+    except Exception as e:  # Corrupt or foreign files: say which checkpoint to delete.
+      raise CheckpointError(f'cannot read checkpoint {where}: {type(e).__name__}: {e}. '
+                            'Delete that folder to restart from the previous one.') from e
+    return from_tree(tree, like, where)
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def save_tree(directory: str, tree: dict[str, Any]) -> None:
+  """Writes ``tree`` (a nested dict of arrays) to ``directory``, replacing what was there."""
+  with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+    checkpointer.save(os.path.abspath(directory), args=ocp.args.StandardSave(tree), force=True)
+
+
+def load_tree(directory: str, like: dict[str, Any]) -> dict[str, Any]:
+  """Reads a tree written by `save_tree` with the shapes and dtypes of ``like``."""
+  directory = os.path.abspath(directory)
+  try:
+    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+      return checkpointer.restore(directory, args=ocp.args.StandardRestore(_abstract(like)))
+  except Exception as e:
+    raise CheckpointError(f'cannot read checkpoint {directory}: {type(e).__name__}: {e}') from e

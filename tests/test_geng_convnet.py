@@ -1,0 +1,79 @@
+"""GengConvNet: parameter count, output shape, dropout in training only, it learns."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from hdsemg_jax import models
+from hdsemg_jax.training import optimizer, state as state_lib, steps
+
+SMALL = dict(grid_shape=(6, 4), conv_features=(8, 8), local_features=(8, 8),
+             dense_features=(32, 32, 16))
+
+
+def _bn(width: int) -> int:
+  return 2 * width  # Scale and offset.
+
+
+def test_default_geng_convnet_has_the_papers_5_6m_parameters():
+  h, w, g = 16, 8, 8
+  expected = (_bn(1)
+              + 3 * 3 * 1 * 64 + _bn(64) + 3 * 3 * 64 * 64 + _bn(64)  # Convolutions.
+              + 2 * (h * w * 64 * 64 + _bn(64))  # Locally connected, a 64x64 per pixel.
+              + h * w * 64 * 512 + _bn(512) + 512 * 512 + _bn(512) + 512 * 128 + _bn(128)
+              + 128 * g + g)  # Output layer with bias.
+  assert expected == 5_611_850
+  assert models.num_params(models.build('geng_convnet', g, seed=0)) == expected
+
+
+def test_output_shape_and_wrong_grid_is_named():
+  model = models.build('geng_convnet', 5, seed=0, **SMALL)
+  model.eval()
+  assert model(jnp.zeros((3, 6, 4))).shape == (3, 5)
+  with pytest.raises(ValueError, match='model.grid_shape'):
+    model(jnp.zeros((3, 4, 6)))
+
+
+def test_default_config_keys_of_other_models_are_ignored():
+  model = models.build('geng_convnet', 8, seed=0, features=(8,), kernel_sizes=(3,), strides=(1,),
+                       conv_impl='xla', **SMALL)
+  assert models.num_params(model) > 0
+
+
+def test_dropout_is_active_in_train_mode_only():
+  model = models.build('geng_convnet', 4, seed=0, **SMALL)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 6, 4)).astype(np.float32))
+  model.train()
+  a = model(x, rngs=nnx.Rngs(dropout=1))
+  b = model(x, rngs=nnx.Rngs(dropout=2))
+  assert not np.allclose(a, b)
+  model.eval()
+  np.testing.assert_array_equal(model(x), model(x, rngs=nnx.Rngs(dropout=3)))
+
+
+def test_weight_decay_reaches_locally_connected_and_dense_kernels():
+  _, params, _ = state_lib.split_model(models.build('geng_convnet', 3, seed=0, **SMALL))
+  mask = optimizer.kernel_mask(params)
+  flat = {'/'.join(str(getattr(k, 'key', '')) for k in path): v
+          for path, v in jax.tree_util.tree_flatten_with_path(mask)[0]}
+  assert flat['locals/0/kernel/'] and flat['denses/0/kernel/'] and flat['head/kernel/']
+  assert not flat['head/bias/'] and not flat['dense_norms/0/scale/']
+
+
+def test_train_step_lowers_the_loss_on_a_tiny_batch():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(24, 6, 4)).astype(np.float32))
+  y = jnp.asarray(np.arange(24) % 3, jnp.int32)
+  x = x + 2.0 * y[:, None, None]  # Separable classes.
+  tx = optimizer.sgd_recipe(learning_rate=0.05, momentum=0.9, weight_decay=1e-4,
+                            lr_boundaries=(0.5,), total_steps=30)
+  graphdef, state = state_lib.create(models.build('geng_convnet', 3, seed=0, **SMALL), tx, seed=0)
+  step = steps.make_train_step(graphdef, tx)
+  index = jnp.arange(24)
+  losses = []
+  for _ in range(30):
+    state, metrics = step(state, x, y, index)
+    losses.append(float(metrics['loss']))
+  assert losses[-1] < 0.5 * losses[0]
