@@ -52,7 +52,8 @@ def git_state() -> dict[str, Any]:
   if commit is None:
     return {'git_commit': None, 'git_dirty': None}
   status = _git('status', '--porcelain')
-  return {'git_commit': commit.strip(), 'git_dirty': None if status is None else bool(status.strip())}
+  dirty = None if status is None else bool(status.strip())
+  return {'git_commit': commit.strip(), 'git_dirty': dirty}
 
 
 @functools.lru_cache(maxsize=1)

@@ -77,3 +77,6 @@ def test_train_step_lowers_the_loss_on_a_tiny_batch():
     state, metrics = step(state, x, y, index)
     losses.append(float(metrics['loss']))
   assert losses[-1] < 0.5 * losses[0]
+  # Evaluation runs without dropout keys and with the running BatchNorm statistics.
+  predicted = steps.make_predict(graphdef)(state, x)
+  assert predicted.shape == (24,) and float(jnp.mean(predicted == y)) > 0.5

@@ -26,7 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.protocol = ml_collections.ConfigDict()
   config.protocol.name = 'intra_session'
-  config.protocol.sessions = (1,)  # None: every session.
+  config.protocol.sessions = config_dict.placeholder(tuple)  # None: every session.
+  config.protocol.sessions = (1,)  # The default runs session 1 only.
   config.protocol.subjects = config_dict.placeholder(tuple)  # The data pool; None: all.
   config.protocol.folds = config_dict.placeholder(tuple)  # Which folds run; None: all.
 
@@ -51,6 +52,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.vote_windows = (1, 40, 150)
   config.eval.batch_size = 1000
+
+  config.checkpoint = ml_collections.ConfigDict()
+  # Save the training state every n steps (0: only at the end of each fold and seed); a rerun on
+  # the same workdir continues from the latest one.
+  config.checkpoint.every_steps = 0
 
   config.seeds = (0,)
   return config

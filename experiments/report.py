@@ -1,0 +1,52 @@
+r"""Combines runs into one table (and figures): folds as rows, runs as columns.
+
+  python -m experiments.report /tmp/run_a /tmp/run_b --metric=vote_accuracy/150 \
+      --label_key=model.name --compare=all_convnet,geng_convnet --out=/tmp/report
+
+Prints the Markdown table and writes report.md, report.csv, report.tex and PNG
+figures into --out (default: the first run's directory).
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+_METRIC = flags.DEFINE_string('metric', 'vote_accuracy/150',
+                              'frame_accuracy, balanced_accuracy or vote_accuracy/W.')
+_LABEL_KEY = flags.DEFINE_string('label_key', 'model.name',
+                                 'Dotted config.json key whose value labels each run.')
+_COMPARE = flags.DEFINE_string('compare', None,
+                               'A,B: add the per-fold differences B - A and a paired test.')
+_OUT = flags.DEFINE_string('out', None, 'Output folder; default: the first run directory.')
+_PLOTS = flags.DEFINE_bool('plots', True, 'Also write PNG figures.')
+
+
+def main(argv) -> None:
+  run_dirs = argv[1:]
+  if not run_dirs:
+    raise app.UsageError('give at least one run directory.')
+  from hdsemg_jax.reporting import compare, plots  # After flags: matplotlib and scipy are slow.
+  try:
+    pair = None
+    if _COMPARE.value:
+      pair = tuple(s.strip() for s in _COMPARE.value.split(','))
+      if len(pair) != 2 or not all(pair):
+        raise ValueError(f'--compare takes two run labels A,B; got {_COMPARE.value!r}.')
+    runs = compare.unique_labels([compare.load_run(d, _LABEL_KEY.value) for d in run_dirs])
+    comparison = compare.compare_runs(runs, _METRIC.value, pair)
+    out_dir = _OUT.value or run_dirs[0]
+    title = ' vs '.join(comparison.labels) + f': {_METRIC.value}'
+    paths = compare.write_report(comparison, out_dir, title)
+    if _PLOTS.value:
+      # Each row labelled by its run, so runs of one model (e.g. two learning rates) stay apart.
+      rows = [{**row, '_run': run.label} for run in runs for row in run.rows]
+      paths.update({p: p for p in plots.write_plots(rows, out_dir, ' vs '.join(comparison.labels),
+                                                    series_key=lambda r: r['_run'])})
+  except (ValueError, OSError) as e:
+    raise SystemExit(f'error: {e}') from None
+  print(compare.to_markdown(comparison, title))
+  print('wrote ' + ', '.join(paths.values()))
+
+
+if __name__ == '__main__':
+  app.run(main)

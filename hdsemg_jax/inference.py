@@ -1,0 +1,130 @@
+"""Saved models: written at the end of every (fold, seed), loaded for prediction.
+
+A model folder holds ``model.json`` (what rebuilds the network: model name and
+keyword arguments, classes, grid shape) and ``weights/`` (an Orbax checkpoint of
+the parameters and BatchNorm statistics). ``model.json`` is written last, so a
+folder without it is an unfinished write.
+
+  model = hdsemg_jax.load_model(workdir, 'S01-s1', seed=0)
+  classes = model.predict(frames)             # frames (N, H, W) -> (N,) class indices
+  voted = model.predict_vote(frames, 150)     # the majority class of every 150-frame window
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from hdsemg_jax import checkpointing, models
+from hdsemg_jax.evaluation import evaluate, voting
+from hdsemg_jax.reporting import results
+from hdsemg_jax.training import state as state_lib
+
+INFO_FILE = 'model.json'
+WEIGHTS_DIR = 'weights'
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+  """What is needed to rebuild a saved model, and where it came from."""
+  model: str
+  model_kwargs: dict[str, Any]
+  num_classes: int
+  grid_shape: tuple[int, int]
+  class_names: tuple[str, ...]
+  dataset: str
+  dataset_version: str
+  fold: str
+  seed: int
+  # Evaluation predicts in batches of this size; predicting alike reproduces its classes exactly.
+  eval_batch_size: int
+
+
+def save_model(directory: str, state: state_lib.TrainState, info: ModelInfo) -> None:
+  """Writes the weights of ``state`` and ``info`` to ``directory`` (replacing an older save)."""
+  os.makedirs(directory, exist_ok=True)
+  info_path = os.path.join(directory, INFO_FILE)
+  if os.path.exists(info_path):
+    os.remove(info_path)  # The folder is unfinished until the new weights are complete.
+  tree = {'params': checkpointing.to_tree(state.params),
+          'batch_stats': checkpointing.to_tree(state.batch_stats)}
+  checkpointing.save_tree(os.path.join(directory, WEIGHTS_DIR), tree)
+  results.write_json(info_path, dataclasses.asdict(info))
+
+
+class Model:
+  """A trained model: ``predict`` frames, ``predict_vote`` windows of frames."""
+
+  def __init__(self, info: ModelInfo, graphdef: nnx.GraphDef, params: nnx.State,
+               batch_stats: nnx.State):
+    self.info = info
+    self._params, self._batch_stats = params, batch_stats
+
+    @jax.jit
+    def classes(params, batch_stats, x):
+      logits, _ = state_lib.apply_model(graphdef, params, batch_stats, x, train=False)
+      return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    self._classes = classes
+
+  @property
+  def class_names(self) -> tuple[str, ...]:
+    return self.info.class_names
+
+  def predict(self, frames: np.ndarray) -> np.ndarray:
+    """The predicted class index of each frame of ``frames`` (N, H, W)."""
+    frames = np.asarray(frames, np.float32)
+    if frames.ndim != 3 or tuple(frames.shape[1:]) != tuple(self.info.grid_shape):
+      raise ValueError(f'frames must have shape (N, {self.info.grid_shape[0]}, '
+                       f'{self.info.grid_shape[1]}); got {frames.shape}.')
+    return evaluate.predict_frames(lambda x: self._classes(self._params, self._batch_stats, x),
+                                   frames, self.info.eval_batch_size)
+
+  def predict_vote(self, frames: np.ndarray, window: int) -> np.ndarray:
+    """The majority class of every full ``window`` of consecutive frames (one if fewer)."""
+    if window < 1:
+      raise ValueError(f'window must be positive; got {window}.')
+    return voting.window_votes(self.predict(frames), window, self.info.num_classes)
+
+
+def read_info(directory: str) -> ModelInfo:
+  path = os.path.join(directory, INFO_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'no saved model at {directory} (missing {INFO_FILE}); has this '
+                            'fold and seed finished?')
+  try:
+    with open(path) as f:
+      raw = json.load(f)
+    raw['grid_shape'] = tuple(raw['grid_shape'])
+    raw['class_names'] = tuple(raw['class_names'])
+    return ModelInfo(**raw)
+  except (json.JSONDecodeError, TypeError, KeyError) as e:
+    raise checkpointing.CheckpointError(f'{path}: not a model description ({e}).') from None
+
+
+def load_model_dir(directory: str) -> Model:
+  """The model saved in ``directory`` by `save_model`."""
+  info = read_info(directory)
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in info.model_kwargs.items()}
+  skeleton = models.build(info.model, info.num_classes, seed=0, **kwargs)
+  graphdef, params, batch_stats = state_lib.split_model(skeleton)
+  like = {'params': checkpointing.to_tree(params),
+          'batch_stats': checkpointing.to_tree(batch_stats)}
+  weights = os.path.join(directory, WEIGHTS_DIR)
+  tree = checkpointing.load_tree(weights, like)
+  return Model(info, graphdef, checkpointing.from_tree(tree['params'], params, weights),
+               checkpointing.from_tree(tree['batch_stats'], batch_stats, weights))
+
+
+def load_model(workdir: str, fold: str, seed: int) -> Model:
+  """The final model of ``fold`` and ``seed`` of the experiment in ``workdir``."""
+  from hdsemg_jax import experiment  # Late: experiment imports this module.
+  return load_model_dir(experiment.pair_dir(workdir, experiment.MODEL_DIR, fold, int(seed)))
+

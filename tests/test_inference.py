@@ -1,0 +1,30 @@
+"""A saved final model predicts exactly what the evaluation scored."""
+
+import numpy as np
+
+import hdsemg_jax
+from experiments.configs import tiny
+from hdsemg_jax import experiment, protocols
+from hdsemg_jax.data import trials as trials_lib
+from hdsemg_jax.evaluation import evaluate, voting
+
+
+def test_load_model_predicts_like_the_evaluation(tiny_data_dir, tmp_path):
+  config = tiny.get_config()
+  config.dataset.data_dir = tiny_data_dir
+  config.seeds = (1,)
+  config.protocol.folds = ('S02-s1',)
+  (row,) = experiment.train_and_evaluate(config, str(tmp_path))
+  model = hdsemg_jax.load_model(str(tmp_path), 'S02-s1', 1)
+  spec, trials = experiment.load_data(config)
+  assert model.class_names == spec.class_names
+  (fold,) = protocols.make_folds(trials, config.protocol)
+  test_trials = trials_lib.select(trials, fold.test)
+  predictions = evaluate.predict_trials(model.predict, test_trials, 64)
+  scores = evaluate.score(predictions, test_trials, spec.num_classes, config.eval.vote_windows)
+  assert scores['confusion_matrix'] == row['confusion_matrix']
+  assert scores['vote_accuracy'] == row['vote_accuracy']
+  frames = test_trials[0].emg[:20]
+  np.testing.assert_array_equal(
+      model.predict_vote(frames, 5), voting.window_votes(model.predict(frames), 5, 3))
+  assert model.predict_vote(frames, 5).shape == (16,)
