@@ -6,6 +6,14 @@ r"""Runs an experiment config.
 Rerunning the same command on the same workdir resumes it: finished folds and seeds
 are skipped, unfinished ones continue from their latest checkpoint. A workdir of
 another config is refused unless --allow_config_change is given.
+
+Devices: --config.parallel=auto|none|pmap|sharding, --config.num_cpu_devices=auto|N
+(the CPU split into N devices, e.g. to try the parallel modes on a laptop) and
+--config.seed_parallel=true (a fold's seeds in one vmapped program); both device
+settings are resolved here, before JAX starts, and recorded in config.json:
+
+  python -m experiments.main --config=experiments/configs/tiny.py --workdir=/tmp/tiny4 \
+      --config.num_cpu_devices=4 --config.parallel=pmap --config.seed_parallel=true
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from experiments.configs import default
-  from hdsemg_jax import experiment, runtime  # Imported after flags: JAX starts here.
+  from hdsemg_jax import experiment, runtime  # Imported after flags: JAX is not started yet.
   runtime.enable_compilation_cache()
   config = _CONFIG.value
   try:
@@ -101,6 +109,9 @@ def main(argv) -> None:
       return
     if not _WORKDIR.value:
       raise ValueError('--workdir is required (where results are written).')
+    # Before any JAX computation: the CPU's device count is fixed once JAX starts.
+    settings = runtime.configure_devices(config)
+    logging.info('devices: %s', settings)
     experiment.train_and_evaluate(config, _WORKDIR.value,
                                   allow_config_change=_ALLOW_CONFIG_CHANGE.value)
   except (ValueError, OSError) as e:

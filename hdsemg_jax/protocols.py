@@ -13,6 +13,14 @@ the config and is written into the results.
   one (flexemg), else on all of it (CapgMyo DB-b).
 * ``leave_one_subject_out``: per subject, all trials of the other subjects in
   the pool train and all of its own trials test.
+* ``intra_session_pretrain`` (Geng et al. 2016's recipe): the folds of
+  ``intra_session``, but the model is pre-trained on the training trials of
+  every fold in the pool (all subjects and sessions) and then fine-tuned on the
+  target fold's own training trials (``Fold.finetune``) before testing.
+
+Fine-tuning on the target (``adapt.method='finetune'``, All-ConvNet+TL) is a
+transform of an inter-* fold: `split_for_finetune` moves the first k trials of
+each target gesture out of ``test`` into ``finetune``, so they are never scored.
 
 ``protocol.subjects`` and ``protocol.sessions`` restrict the data pool;
 ``protocol.folds`` only chooses which folds run.
@@ -29,16 +37,28 @@ from hdsemg_jax.data.trials import Trial
 
 @dataclasses.dataclass(frozen=True)
 class Fold:
-  """One train/test split, by trial id (``"subject-session-part-trial"``)."""
+  """One split, by trial id (``"subject-session-part-trial"``).
+
+  ``train`` trains (pre-trains, where ``finetune`` is set), ``finetune`` then
+  fine-tunes the trained model, ``test`` scores it.
+  """
   id: str
   train: tuple[str, ...]
   test: tuple[str, ...]
+  finetune: tuple[str, ...] = ()
 
   def describe(self, trials: Sequence[Trial]) -> dict[str, Any]:
-    """The split as written into results: trial ids plus their subjects and sessions."""
+    """The split as written into results: trial ids plus their subjects and sessions.
+
+    The ``finetune`` role is present only when the fold fine-tunes, so rows of
+    runs without it keep their earlier shape.
+    """
     by_id = {t.id: t for t in trials}
     out = {}
-    for role, ids in (('train', self.train), ('test', self.test)):
+    roles = [('train', self.train), ('test', self.test)]
+    if self.finetune:
+      roles.append(('finetune', self.finetune))
+    for role, ids in roles:
       members = [by_id[i] for i in ids]
       out[role] = {
           'trials': list(ids),
@@ -108,6 +128,52 @@ def leave_one_subject_out(trials: Sequence[Trial]) -> list[Fold]:
     return []
   return [Fold(f'S{s:02d}', _ids([t for t in trials if t.subject != s]),
                _ids([t for t in trials if t.subject == s])) for s in subjects]
+
+
+@register('intra_session_pretrain')
+def intra_session_pretrain(trials: Sequence[Trial]) -> list[Fold]:
+  folds = intra_session(trials)
+  # Pre-training sees the training trials of every subject and session in the pool, never a
+  # test trial of any fold; the target's own training trials are then used again to fine-tune.
+  pretrain = tuple(sorted({i for f in folds for i in f.train}))
+  return [Fold(f.id, pretrain, f.test, finetune=f.train) for f in folds]
+
+
+def _multi_gesture(trial: Trial) -> bool:
+  return len(set(trial.label[trial.label >= 0].tolist())) > 1
+
+
+def split_for_finetune(fold: Fold, trials: Sequence[Trial], k: int) -> Fold:
+  """``fold`` with the first ``k`` trials of each target gesture moved from test to finetune.
+
+  "First" is recording order: session, part, then repetition (trial number). Where
+  the target trials each hold several gestures (flexemg's part-based trials), a
+  gesture has no trials of its own, so the first ``k`` target trials overall are
+  taken instead. Fails if no test trial would be left.
+  """
+  if k < 1:
+    raise ValueError(f'adapt.finetune_trials must be >= 1; got {k}.')
+  if fold.finetune:
+    raise ValueError(f'fold {fold.id} already fine-tunes; it cannot be split again.')
+  by_id = {t.id: t for t in trials}
+  target = sorted((by_id[i] for i in fold.test),
+                  key=lambda t: (t.session, t.part, t.repetition, t.trial))
+  if any(_multi_gesture(t) for t in target):
+    chosen = target[:k]
+  else:
+    taken: collections.Counter = collections.Counter()
+    chosen = []
+    for t in target:
+      if taken[t.gesture] < k:
+        taken[t.gesture] += 1
+        chosen.append(t)
+  finetune = {t.id for t in chosen}
+  test = tuple(i for i in fold.test if i not in finetune)
+  if not test:
+    raise ValueError(f'fold {fold.id}: adapt.finetune_trials={k} leaves no test trials '
+                     f'({len(fold.test)} target trials).')
+  return dataclasses.replace(fold, test=test,
+                             finetune=tuple(i for i in fold.test if i in finetune))
 
 
 def _as_ints(values, key: str) -> set[int] | None:

@@ -1,8 +1,16 @@
-"""Process-level JAX settings shared by the command-line tools and tests."""
+"""Process-level JAX settings shared by the command-line tools and tests.
+
+The compilation cache, the CPU's device count, several hosts, and the resolution
+of a config's ``parallel`` and ``num_cpu_devices`` (`configure_devices`), which
+must happen before JAX starts.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+from typing import Any
 
 import jax
 
@@ -17,3 +25,104 @@ def enable_compilation_cache(path: str | None = None) -> str:
   jax.config.update('jax_compilation_cache_dir', path)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
   return path
+
+
+def auto_num_cpu_devices() -> int:
+  """How many devices XLA splits the CPU into when ``num_cpu_devices='auto'``.
+
+  The one place that decides it. A count this process has already chosen is
+  kept (``jax_num_cpu_devices`` set in code, or
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=N``); otherwise one device.
+  """
+  if jax.config.jax_num_cpu_devices >= 1:
+    return int(jax.config.jax_num_cpu_devices)
+  match = re.search(r'--xla_force_host_platform_device_count=(\d+)',
+                    os.environ.get('XLA_FLAGS', ''))
+  return int(match.group(1)) if match else 1
+
+
+def multi_host_env() -> bool:
+  """Whether the environment says this process is one of several hosts of one program.
+
+  ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``
+  where no cluster manager supplies them), a TPU pod slice (several
+  ``TPU_WORKER_HOSTNAMES``), or a SLURM / Open MPI job of several tasks.
+  """
+  env = os.environ
+  if env.get('JAX_COORDINATOR_ADDRESS'):
+    return True
+  if len([h for h in env.get('TPU_WORKER_HOSTNAMES', '').split(',') if h.strip()]) > 1:
+    return True
+  return any(int(env.get(k, '1') or 1) > 1 for k in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE'))
+
+
+def initialize_distributed() -> bool:
+  """`jax.distributed.initialize` when `multi_host_env`; returns whether it did.
+
+  Must run before any JAX computation. Idempotent.
+  """
+  if not multi_host_env():
+    return False
+  if jax.distributed.is_initialized():
+    return True
+  env = os.environ
+  kwargs = {}
+  for key, name in (('num_processes', 'JAX_NUM_PROCESSES'), ('process_id', 'JAX_PROCESS_ID')):
+    if env.get(name):
+      kwargs[key] = int(env[name])
+  # CPU devices of several processes need a collectives backend; GPUs and TPUs have their own.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(**kwargs)
+  return True
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+  """The resolved ``parallel`` and ``num_cpu_devices`` of a run, and what JAX then sees."""
+  parallel: str
+  num_cpu_devices: int
+  num_devices: int
+  num_processes: int
+
+
+def _set_num_cpu_devices(requested: str) -> int:
+  requested = str(requested).strip()
+  if requested != 'auto' and not (requested.isdigit() and int(requested) >= 1):
+    raise ValueError(f"num_cpu_devices={requested!r} must be 'auto' or a positive integer.")
+  n = auto_num_cpu_devices() if requested == 'auto' else int(requested)
+  try:
+    jax.config.update('jax_num_cpu_devices', n)
+  except RuntimeError:
+    # JAX has started (a notebook, a test): the CPU's split is fixed by now.
+    current = len(jax.devices('cpu'))
+    if requested == 'auto':
+      return current
+    if n != current:
+      raise ValueError(f'num_cpu_devices={n}, but JAX has already started with {current} CPU '
+                       'device(s); set it before the first JAX computation (experiments.main '
+                       'does) or use num_cpu_devices=auto.') from None
+  return n
+
+
+def configure_devices(config: Any) -> DeviceSettings:
+  """Resolves ``config.parallel`` and ``config.num_cpu_devices`` and writes them back.
+
+  Run before JAX initialises (experiments.main does) so that ``num_cpu_devices``
+  takes effect: it sets how many host devices XLA splits the CPU into, starts
+  `jax.distributed` on several hosts, and only then looks at the devices to
+  resolve ``parallel='auto'`` (``sharding`` with several devices, else ``none``).
+  The resolved values replace ``'auto'`` in ``config``, so config.json records
+  them and a resumed run must resolve to the same ones. Safe to call again.
+  """
+  from hdsemg_jax.training import parallel  # Imports nothing that starts JAX.
+  num_cpu_devices = _set_num_cpu_devices(config.get('num_cpu_devices', 'auto'))
+  initialize_distributed()
+  num_devices = jax.device_count()
+  mode = parallel.resolve_mode(str(config.get('parallel', 'auto')), num_devices)
+  with config.unlocked():
+    config.parallel = mode
+    config.num_cpu_devices = str(num_cpu_devices)
+    if 'seed_parallel' not in config:
+      config.seed_parallel = False
+  return DeviceSettings(parallel=mode, num_cpu_devices=num_cpu_devices, num_devices=num_devices,
+                        num_processes=jax.process_count())

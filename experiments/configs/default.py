@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.strides = (1, 1, 2, 1, 1, 1)
   config.model.bn_momentum = 0.9
   config.model.bn_epsilon = 1e-5
-  config.model.conv_impl = 'xla'
+  config.model.conv_impl = 'auto'  # 'xla', 'im2col', 'hybrid'; see hdsemg_jax.models.conv_impls.
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 6
@@ -58,5 +58,28 @@ def get_config() -> ml_collections.ConfigDict:
   # the same workdir continues from the latest one.
   config.checkpoint.every_steps = 0
 
+  config.adapt = ml_collections.ConfigDict()
+  # Adaptation to the target of inter-session/-subject folds: 'none'; 'adabn' (BatchNorm
+  # statistics re-estimated on the unlabelled test frames, Du et al. 2017); 'finetune' (the
+  # pre-trained model fine-tuned on the first `finetune_trials` trials of each target gesture,
+  # which are then not tested: All-ConvNet+TL). intra_session takes 'none' only.
+  config.adapt.method = 'none'
+  config.adapt.finetune_trials = 1
+  config.adapt.finetune_layers = ('all',)  # Top-level parameter names, e.g. ('head',); 'all'.
+  config.adapt.finetune_epochs = 4
+  config.adapt.finetune_learning_rate = 0.01
+  # Score 'none'/'adabn' on the test trials that 'finetune' would leave, for a like-for-like
+  # comparison (the fine-tune trials are then simply not used).
+  config.adapt.score_on_finetune_split = False
+
   config.seeds = (0,)
+
+  # Devices, resolved before JAX starts and recorded in config.json and the rows (see
+  # hdsemg_jax.training.parallel): 'auto' (sharding if several devices are visible, else
+  # none), 'none', 'pmap' or 'sharding'. train.batch_size is the global batch.
+  config.parallel = 'auto'
+  # How many host devices XLA splits the CPU into: 'auto' (runtime.auto_num_cpu_devices) or N.
+  config.num_cpu_devices = 'auto'
+  # Train all seeds of a fold at once, vmapped in one compiled program.
+  config.seed_parallel = False
   return config

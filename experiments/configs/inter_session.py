@@ -6,6 +6,13 @@ r"""Inter-session: per subject, all of session 1 trains; each later session test
   python -m experiments.main --config=experiments/configs/inter_session.py:capgmyo/dbb \\
       --config.dataset.manual_dir=DIR --workdir=workdirs/dbb_inter
 
+Adaptation to the target session (`config.adapt`): `--config.adapt.method=adabn`
+re-estimates BatchNorm statistics on the unlabelled test frames (Du et al. 2017;
+the one use of test inputs, never labels); `--config.adapt.method=finetune`
+fine-tunes on the first `adapt.finetune_trials` trials of each target gesture and
+tests on the rest (All-ConvNet+TL). `--config.adapt.score_on_finetune_split=true`
+scores `none`/`adabn` on the same remaining trials, for a like-for-like comparison.
+
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """
 

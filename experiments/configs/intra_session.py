@@ -6,9 +6,9 @@ where a session has train/test parts (flexemg sessions 1 and 3), train part -> t
   python -m experiments.main --config=experiments/configs/intra_session.py:capgmyo/dba \\
       --config.dataset.manual_dir=DIR --workdir=workdirs/dba_intra
 
-Published (Geng et al. 2016, CapgMyo DB-a, with pre-training): 89.3% per frame,
-99.0% with 40-frame majority voting; All-ConvNet (I2MTC 2020) reports comparable
-DB-a/DB-b/DB-c intra-session figures without pre-training.
+All-ConvNet (I2MTC 2020) is trained this way, from scratch; Geng et al. (2016)
+pre-train first: that recipe is `intra_session_pretrain.py`. CapgMyo DB-b's
+intra-session folds are its session-2 recordings: add `--config.protocol.sessions=2`.
 
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """

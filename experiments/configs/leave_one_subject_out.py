@@ -6,6 +6,10 @@ the pool (`protocol.subjects`) train; all trials of the held-out subject test.
   python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:capgmyo/dbc \\
       --config.dataset.manual_dir=DIR --workdir=workdirs/dbc_loso
 
+Takes the same `config.adapt` options as `inter_session.py` (the target is then
+the held-out subject). CapgMyo DB-b's inter-subject folds use its session-2
+recordings: add `--config.protocol.sessions=2`.
+
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """
 

@@ -16,7 +16,8 @@ def predict_frames(predict: Callable[[np.ndarray], jax.Array], frames: np.ndarra
   """Predicted classes of ``frames`` in fixed-size batches (the last one zero-padded).
 
   One batch shape means one compilation; padded rows are dropped, so no frame is
-  lost or counted twice.
+  lost or counted twice. A data-parallel ``predict`` (`parallel.Plan.predictor`)
+  splits each batch over the devices, so ``batch_size`` must divide by their number.
   """
   n = len(frames)
   padded = -(-n // batch_size) * batch_size

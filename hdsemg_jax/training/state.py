@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import flax.struct
 import jax
@@ -47,3 +47,25 @@ def apply_model(graphdef: nnx.GraphDef, params: Any, batch_stats: Any, x: jax.Ar
   rngs = nnx.Rngs(dropout=rng) if rng is not None else None
   logits = model(x, rngs=rngs)
   return logits, nnx.state(model, nnx.BatchStat)
+
+
+# vmap axes of a TrainState whose seeds are stacked along a leading axis: the step
+# counter is shared (all seeds advance together), everything else is per seed.
+SEED_AXES = TrainState(step=None, params=0, batch_stats=0, opt_state=0, rng=0)
+
+
+def stack(states: Sequence[TrainState]) -> TrainState:
+  """One state with the seeds of ``states`` along a new leading axis (see `SEED_AXES`)."""
+  steps = {int(s.step) for s in states}
+  if len(steps) != 1:
+    raise ValueError(f'cannot stack training states at different steps {sorted(steps)}.')
+  rest = [s.replace(step=None) for s in states]
+  stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *rest)
+  return stacked.replace(step=states[0].step)
+
+
+def unstack(state: TrainState, num_seeds: int) -> list[TrainState]:
+  """The per-seed states of a stacked state: the inverse of `stack`."""
+  rest = state.replace(step=None)
+  return [jax.tree.map(lambda x, i=i: x[i], rest).replace(step=state.step)
+          for i in range(num_seeds)]

@@ -2,6 +2,11 @@
 
 The whole training set lives on the device; a step receives the indices of its
 batch and gathers the frames there, so the host does not feed every step.
+
+`train_step_fn` is the one step body of every layout (`hdsemg_jax.training.parallel`
+compiles it with `jax.jit`, under `jax.pmap`, over a device mesh, and vmapped over
+seeds): ``axis_name`` names the pmap axis whose devices average their gradients,
+and ``batch_sharding`` says how the gathered batch is laid out on a mesh.
 """
 
 from __future__ import annotations
@@ -18,13 +23,29 @@ from hdsemg_jax.training.state import TrainState, apply_model
 TrainStep = Callable[[TrainState, jax.Array, jax.Array, jax.Array], tuple[TrainState, dict]]
 
 
-def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
-  """The pure (uncompiled) train step: ``(state, frames, labels, batch_index) -> (state, metrics)``."""
+def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
+                  axis_name: str | None = None,
+                  batch_sharding: jax.sharding.Sharding | None = None):
+  """The pure (uncompiled) train step: ``(state, frames, labels, batch_index) -> (state, metrics)``.
+
+  Under ``jax.pmap(..., axis_name=axis_name)`` each device runs it on its share of
+  the global batch: the gradients and the reported loss and accuracy are averaged
+  over the devices (BatchNorm layers built with the same ``axis_name`` average
+  their batch statistics too, see `parallel.with_batchnorm_axis`), so every
+  replica applies the same update as one device would on the whole batch.
+  """
 
   def step(state: TrainState, frames: jax.Array, labels: jax.Array, batch_index: jax.Array):
     x = jnp.take(frames, batch_index, axis=0)
     y = jnp.take(labels, batch_index, axis=0)
+    if batch_sharding is not None:
+      # The dataset is replicated; the gathered batch is split along its first axis.
+      x = jax.lax.with_sharding_constraint(x, batch_sharding)
+      y = jax.lax.with_sharding_constraint(y, batch_sharding)
     rng = jax.random.fold_in(state.rng, state.step)
+    if axis_name is not None:
+      # Different dropout masks on different shares of the batch.
+      rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
     def loss_fn(params):
       logits, batch_stats = apply_model(graphdef, params, state.batch_stats, x, train=True, rng=rng)
@@ -32,9 +53,12 @@ def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
       return loss, (logits, batch_stats)
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = {'loss': loss, 'accuracy': jnp.mean(jnp.argmax(logits, -1) == y)}
+    if axis_name is not None:
+      # Equal shares per device, so the mean of the per-device means is the global mean.
+      grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss, 'accuracy': jnp.mean(jnp.argmax(logits, -1) == y)}
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state)
     return new_state, metrics
@@ -43,16 +67,20 @@ def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation) -> TrainStep:
-  """The train step compiled with `jax.jit`, the state donated."""
+  """The train step compiled with `jax.jit` for one device, the state donated."""
   return jax.jit(train_step_fn(graphdef, tx), donate_argnums=0)
 
 
-def make_predict(graphdef: nnx.GraphDef) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """A compiled ``(state, frames) -> predicted classes`` with the running BN statistics."""
+def predict_fn(graphdef: nnx.GraphDef) -> Callable[[TrainState, jax.Array], jax.Array]:
+  """The pure ``(state, frames) -> predicted classes`` with the running BN statistics."""
 
-  @jax.jit
   def predict(state: TrainState, x: jax.Array) -> jax.Array:
     logits, _ = apply_model(graphdef, state.params, state.batch_stats, x, train=False)
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
   return predict
+
+
+def make_predict(graphdef: nnx.GraphDef) -> Callable[[TrainState, jax.Array], jax.Array]:
+  """A compiled ``(state, frames) -> predicted classes`` with the running BN statistics."""
+  return jax.jit(predict_fn(graphdef))

@@ -1,16 +1,22 @@
-"""The epoch loop: on-device shuffling, compiled steps, progress lines."""
+"""The epoch loop: on-device shuffling, compiled steps, progress lines.
+
+`fit` trains one model, `fit_seeds` several seeds of one model in one vmapped
+program; both run on the devices of a `parallel.Plan`.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import numpy as np
+import optax
 from absl import logging
 from flax import nnx
 
-from hdsemg_jax.training import optimizer, state as state_lib, steps
+from hdsemg_jax.training import optimizer, parallel, state as state_lib, steps
 
 # Distinct streams derived from one seed, so shuffling never depends on initialisation.
 _SHUFFLE_STREAM = 2
@@ -38,6 +44,22 @@ def steps_per_epoch(num_examples: int, batch_size: int, what: str) -> int:
   return n
 
 
+def only_trainable(tx: optax.GradientTransformation,
+                   trainable: Sequence[str]) -> optax.GradientTransformation:
+  """``tx`` on the parameters under the top-level names ``trainable``; the rest stay fixed.
+
+  Frozen parameters get zero updates (so no weight decay and no momentum either).
+  """
+  names = set(trainable)
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: 'train' if str(getattr(path[0], 'key', path[0])) in names else 'freeze',
+        params)
+
+  return optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()}, labels)
+
+
 class Checkpoints(Protocol):
   """Where `fit` saves and resumes (see `hdsemg_jax.checkpointing.TrainCheckpoints`)."""
 
@@ -46,10 +68,41 @@ class Checkpoints(Protocol):
   def restore(self, like: state_lib.TrainState) -> state_lib.TrainState | None: ...
 
 
+def optimizer_for(train_config: Any, total_steps: int,
+                  trainable: Sequence[str] | None = None) -> optax.GradientTransformation:
+  """The configured recipe over ``total_steps``, on the ``trainable`` parameters only."""
+  return _optimizer(_optimizer_key(train_config, total_steps, trainable))
+
+
+def _optimizer_key(cfg: Any, total_steps: int, trainable: Sequence[str] | None) -> tuple:
+  # Everything the optimizer is made of, hashable: equal keys give equal programs.
+  return (float(cfg.learning_rate), float(cfg.momentum), float(cfg.weight_decay),
+          tuple(float(b) for b in cfg.lr_boundaries), int(total_steps),
+          None if trainable is None else tuple(trainable))
+
+
+def _optimizer(key: tuple) -> optax.GradientTransformation:
+  learning_rate, momentum, weight_decay, lr_boundaries, total_steps, trainable = key
+  tx = optimizer.sgd_recipe(learning_rate=learning_rate, momentum=momentum,
+                            weight_decay=weight_decay, lr_boundaries=lr_boundaries,
+                            total_steps=total_steps)
+  return tx if trainable is None else only_trainable(tx, trainable)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_step(plan: parallel.Plan, graphdef: nnx.GraphDef, optimizer_key: tuple,
+                   stacked: bool) -> steps.TrainStep:
+  # One compiled program per (plan, model graph, optimizer, stacking): the seeds of a fold
+  # share it, so a fold's phase compiles once however many seeds run one after another.
+  return plan.compile_train_step(graphdef, _optimizer(optimizer_key), stacked=stacked)
+
+
 def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config: Any, seed: int,
         *, name: str = 'model',
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
         checkpoints: Checkpoints | None = None, every_steps: int = 0,
+        trainable: Sequence[str] | None = None,
+        plan: parallel.Plan | None = None,
         ) -> tuple[nnx.GraphDef, state_lib.TrainState]:
   """Trains ``model`` on ``frames``/``labels`` with the configured recipe; returns its state.
 
@@ -57,16 +110,68 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
   ``every_steps`` steps (0: never in between) and once more at the end. The data
   order is a function of (seed, epoch), so a resumed run replays the remaining
   batches exactly: epoch ``step // steps_per_epoch``, batch ``step % steps_per_epoch``.
+
+  Training starts from ``model``'s current parameters and BatchNorm statistics, so
+  fine-tuning passes a pre-trained model; ``trainable`` (top-level parameter
+  names, None: all) restricts which parameters change. ``on_epoch(epoch,
+  summary)`` gets the epoch's mean loss and accuracy; an epoch resumed part-way
+  reports the batches run since the resume only.
+
+  ``plan`` (default: one device) says how the devices share each global batch of
+  ``train_config.batch_size`` frames (`parallel.Plan`); the returned state is one
+  device's copy whatever the plan.
   """
-  cfg = train_config
+  graphdef, states = _fit([model], frames, labels, train_config, [seed], stacked=False,
+                          name=name, on_epoch=None if on_epoch is None else [on_epoch],
+                          checkpoints=checkpoints, every_steps=every_steps, trainable=trainable,
+                          plan=plan)
+  return graphdef, states[0]
+
+
+def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray,
+              train_config: Any, seeds: Sequence[int], *, name: str = 'model',
+              on_epoch: Sequence[Callable[[int, dict[str, float]], None]] | None = None,
+              checkpoints: Checkpoints | None = None, every_steps: int = 0,
+              trainable: Sequence[str] | None = None,
+              plan: parallel.Plan | None = None,
+              ) -> tuple[nnx.GraphDef, list[state_lib.TrainState]]:
+  """`fit` of one model per seed, all trained at once in one vmapped program.
+
+  ``models[i]`` (built from ``seeds[i]``, same architecture) is trained on the
+  batches of ``seeds[i]``; parameters, optimizer and BatchNorm states, RNG keys and
+  data order are stacked along a seed axis, so the results equal those of `fit`
+  per seed up to float rounding. ``checkpoints`` saves and restores the stacked
+  state (all seeds at one step); ``on_epoch[i]`` gets seed i's summaries, whose
+  ``frames_per_second`` counts the frames of all seeds.
+  """
+  if len(models) != len(seeds) or not seeds:
+    raise ValueError(f'fit_seeds needs one model per seed; got {len(models)} models for seeds '
+                     f'{list(seeds)}.')
+  return _fit(models, frames, labels, train_config, seeds, stacked=True, name=name,
+              on_epoch=on_epoch, checkpoints=checkpoints, every_steps=every_steps,
+              trainable=trainable, plan=plan)
+
+
+def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, cfg: Any,
+         seeds: Sequence[int], *, stacked: bool, name: str,
+         on_epoch: Sequence[Callable[[int, dict[str, float]], None]] | None,
+         checkpoints: Checkpoints | None, every_steps: int,
+         trainable: Sequence[str] | None, plan: parallel.Plan | None,
+         ) -> tuple[nnx.GraphDef, list[state_lib.TrainState]]:
+  plan = plan or parallel.Plan()
   if every_steps < 0:
     raise ValueError(f'checkpoint.every_steps must be >= 0; got {every_steps}.')
   num_steps = steps_per_epoch(len(frames), cfg.batch_size, name)
+  plan.check_batch(cfg.batch_size, 'train.batch_size')
   total_steps = cfg.epochs * num_steps
-  tx = optimizer.sgd_recipe(
-      learning_rate=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-      lr_boundaries=tuple(cfg.lr_boundaries), total_steps=total_steps)
-  graphdef, state = state_lib.create(model, tx, seed)
+  optimizer_key = _optimizer_key(cfg, total_steps, trainable)
+  tx = _optimizer(optimizer_key)
+  created = [state_lib.create(model, tx, seed) for model, seed in zip(models, seeds)]
+  graphdef = created[0][0]
+  if any(g != graphdef for g, _ in created[1:]):
+    raise ValueError('fit_seeds: the models of the seeds differ in architecture.')
+  step_graphdef = plan.train_graphdef(graphdef, created[0][1].params, created[0][1].batch_stats)
+  state = (state_lib.stack([s for _, s in created]) if stacked else created[0][1])
   start_step = 0
   if checkpoints is not None:
     restored = checkpoints.restore(state)
@@ -76,27 +181,41 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
         raise ValueError(f'{name}: the checkpoint is at step {start_step}, past the '
                          f'{total_steps} steps of this config.')
       logging.info('%s: resumed from checkpoint at step %d', name, start_step)
-  train_step = steps.make_train_step(graphdef, tx)
-  frames_on_device, labels_on_device = jax.device_put(frames), jax.device_put(labels)
+  train_step = _compiled_step(plan, step_graphdef, optimizer_key, stacked)
+  # The dataset goes to the device(s) once; each step gathers its batch there.
+  state = plan.replicate(state)
+  frames_on_device, labels_on_device = plan.replicate(frames), plan.replicate(labels)
 
   for epoch in range(start_step // num_steps, cfg.epochs):
     start = time.perf_counter()
-    batches = epoch_batches(seed, epoch, len(frames), cfg.batch_size)
+    if stacked:
+      # (steps, seeds, batch): every seed its own order, as it would have alone.
+      batches = np.stack([np.asarray(epoch_batches(s, epoch, len(frames), cfg.batch_size))
+                          for s in seeds], axis=1)
+    else:
+      batches = epoch_batches(seeds[0], epoch, len(frames), cfg.batch_size)
+    batches = plan.put_epoch(batches)
     first = start_step - epoch * num_steps if epoch == start_step // num_steps else 0
     totals = []
     for i in range(first, num_steps):
-      state, metrics = train_step(state, frames_on_device, labels_on_device, batches[i])
+      state, metrics = train_step(state, frames_on_device, labels_on_device,
+                                  plan.batch_at(batches, i))
       totals.append(metrics)
       step = epoch * num_steps + i + 1
       if checkpoints is not None and every_steps and step % every_steps == 0:
-        checkpoints.save(state)
-    summary = {k: float(np.mean([m[k] for m in totals])) for k in totals[0]}
+        checkpoints.save(plan.unreplicate(state))
+    means = {k: v.mean(axis=0) for k, v in parallel.stack_metrics(totals, plan).items()}
     seconds = time.perf_counter() - start
-    summary['frames_per_second'] = len(totals) * cfg.batch_size / seconds
-    logging.info('%s epoch %d/%d: loss %.4f, accuracy %.3f (%.0f frames/s)', name, epoch + 1,
-                 cfg.epochs, summary['loss'], summary['accuracy'], summary['frames_per_second'])
-    if on_epoch is not None:
-      on_epoch(epoch, summary)
+    frames_per_second = len(totals) * cfg.batch_size * len(seeds) / seconds
+    for j, seed in enumerate(seeds):
+      summary = {k: float(v[j] if stacked else v) for k, v in means.items()}
+      summary['frames_per_second'] = frames_per_second
+      logging.info('%s%s epoch %d/%d: loss %.4f, accuracy %.3f (%.0f frames/s)', name,
+                   f' seed {seed}' if stacked else '', epoch + 1, cfg.epochs, summary['loss'],
+                   summary['accuracy'], frames_per_second)
+      if on_epoch is not None:
+        on_epoch[j](epoch, summary)
+  state = plan.unreplicate(state)
   if checkpoints is not None:
     checkpoints.save(state)
-  return graphdef, state
+  return graphdef, state_lib.unstack(state, len(seeds)) if stacked else [state]
