@@ -381,6 +381,7 @@ def score_seed(config: ml_collections.ConfigDict, spec: DatasetSpec, trials: Seq
                             class_names=spec.class_names, dataset=spec.name,
                             dataset_version=spec.version, fold=fold.id, seed=seed,
                             eval_batch_size=int(config.eval.batch_size)))
+  split = fold.describe(trials)
   return {
       'dataset': spec.name,
       'dataset_version': spec.version,
@@ -400,8 +401,8 @@ def score_seed(config: ml_collections.ConfigDict, spec: DatasetSpec, trials: Seq
       'num_devices': plan.num_devices,
       'num_cpu_devices': _num_cpu_devices(config),
       'seed_parallel': bool(config.get('seed_parallel', False)),
-      'split': {role: d['trials'] for role, d in fold.describe(trials).items()},
-      'split_detail': fold.describe(trials),
+      'split': {role: d['trials'] for role, d in split.items()},
+      'split_detail': split,
       'protocol_subjects': config.protocol.subjects,
       'protocol_folds': config.protocol.folds,
       'provenance': provenance.collect(config.to_dict(), spec.name, spec.version),

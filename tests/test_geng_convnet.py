@@ -8,6 +8,7 @@ from flax import nnx
 
 from hdsemg_jax import models
 from hdsemg_jax.training import optimizer, state as state_lib, steps
+from tests.separable_batch import train_on_separable_batch
 
 SMALL = dict(grid_shape=(6, 4), conv_features=(8, 8), local_features=(8, 8),
              dense_features=(32, 32, 16))
@@ -63,19 +64,7 @@ def test_weight_decay_reaches_locally_connected_and_dense_kernels():
 
 
 def test_train_step_lowers_the_loss_on_a_tiny_batch():
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(24, 6, 4)).astype(np.float32))
-  y = jnp.asarray(np.arange(24) % 3, jnp.int32)
-  x = x + 2.0 * y[:, None, None]  # Separable classes.
-  tx = optimizer.sgd_recipe(learning_rate=0.05, momentum=0.9, weight_decay=1e-4,
-                            lr_boundaries=(0.5,), total_steps=30)
-  graphdef, state = state_lib.create(models.build('geng_convnet', 3, seed=0, **SMALL), tx, seed=0)
-  step = steps.make_train_step(graphdef, tx)
-  index = jnp.arange(24)
-  losses = []
-  for _ in range(30):
-    state, metrics = step(state, x, y, index)
-    losses.append(float(metrics['loss']))
+  graphdef, state, x, y, losses = train_on_separable_batch(models.build('geng_convnet', 3, seed=0, **SMALL))
   assert losses[-1] < 0.5 * losses[0]
   # Evaluation runs without dropout keys and with the running BatchNorm statistics.
   predicted = steps.make_predict(graphdef)(state, x)

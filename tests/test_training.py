@@ -1,13 +1,13 @@
 """The optimizer recipe and the compiled train step."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
 from hdsemg_jax import models
-from hdsemg_jax.training import optimizer, state as state_lib, steps, trainer
+from hdsemg_jax.training import optimizer, state as state_lib, trainer
+from tests.separable_batch import train_on_separable_batch
 
 
 def _tiny_model(seed=0):
@@ -31,19 +31,7 @@ def test_learning_rate_drops_tenfold_at_boundaries():
 
 
 def test_train_step_lowers_the_loss_on_a_tiny_batch():
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(24, 6, 4)).astype(np.float32))
-  y = jnp.asarray(np.arange(24) % 3, jnp.int32)
-  x = x + 2.0 * y[:, None, None]  # Separable classes.
-  tx = optimizer.sgd_recipe(learning_rate=0.05, momentum=0.9, weight_decay=1e-4,
-                            lr_boundaries=(0.5,), total_steps=30)
-  graphdef, state = state_lib.create(_tiny_model(), tx, seed=0)
-  step = steps.make_train_step(graphdef, tx)
-  index = jnp.arange(24)
-  losses = []
-  for _ in range(30):
-    state, metrics = step(state, x, y, index)
-    losses.append(float(metrics['loss']))
+  _, state, _, _, losses = train_on_separable_batch(_tiny_model())
   assert losses[-1] < 0.5 * losses[0]
   assert int(state.step) == 30
 
