@@ -3,9 +3,14 @@ r"""Measures how fast the configured model trains and predicts on this machine.
   python -m experiments.benchmark --config=experiments/configs/default.py
   python -m experiments.benchmark --config=experiments/configs/default.py \
       --batch_sizes=1,32,256,1000,4096 --conv_impl=auto,xla --json_out=/tmp/bench.json
+  # The default against the straightforward Flax version (XLA's convolutions and
+  # compilation defaults, Flax's autodiff BatchNorm gradient), alternately:
+  python -m experiments.benchmark --batch_sizes=1,32,256,1000,4096 \
+      --conv_impl=auto,xla --batchnorm_grad=closed_form,autodiff
 
 For each convolution formulation (``--conv_impl``, a comma-separated list; default:
-the config's ``model.conv_impl``) and batch size it prints one JSON line: compile
+the config's ``model.conv_impl``), paired with a BatchNorm gradient (``--batchnorm_grad``:
+one for all or one per formulation; default: ``model.batchnorm_grad``), and batch size it prints one JSON line: compile
 times, steady-state training throughput (the project's own train step: SGD recipe,
 BatchNorm in training mode, the batch gathered on the device) and batched inference
 throughput, both in frames/s (median of ``--repeats`` timings after warm-up), and the
@@ -35,6 +40,9 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', None,
                                  "Batch sizes to measure (default: the config's train.batch_size).")
 _CONV_IMPL = flags.DEFINE_list('conv_impl', None,
                                'Convolution formulations to compare (default: model.conv_impl).')
+_BATCHNORM_GRAD = flags.DEFINE_list(
+    'batchnorm_grad', None, "BatchNorm backward passes ('closed_form', 'autodiff'): one for every "
+    'formulation or one per --conv_impl entry (default: model.batchnorm_grad).')
 _PRECISION = flags.DEFINE_enum('precision', 'float32', ['float32', 'bfloat16'],
                                'Dtype of parameters, frames and computation.')
 _GRID_SHAPE = flags.DEFINE_list('grid_shape', ['16', '8'], 'Electrode grid H,W of the frames.')
@@ -49,44 +57,58 @@ _COMPARE = flags.DEFINE_list('compare', [],
                              'to add to the table.')
 
 
-def run(config: Any, *, batch_sizes: Sequence[int], conv_impls: Sequence[str], precision: str,
-        grid_shape: Sequence[int], num_classes: int, seconds: float, repeats: int,
-        latency_samples: int) -> list[dict[str, Any]]:
-  """One result per formulation: device, model, per-batch-size runs and latency."""
+def variants(conv_impls: Sequence[str], batchnorm_grads: Sequence[str]) -> list[tuple[str, str]]:
+  """(formulation, BatchNorm gradient) pairs: one gradient for all, or one per formulation."""
+  if len(batchnorm_grads) == 1:
+    return [(impl, batchnorm_grads[0]) for impl in conv_impls]
+  if len(batchnorm_grads) != len(conv_impls):
+    raise ValueError(f'--batchnorm_grad has {len(batchnorm_grads)} entries for '
+                     f'{len(conv_impls)} --conv_impl entries; give one, or one per formulation.')
+  return list(zip(conv_impls, batchnorm_grads))
+
+
+def run(config: Any, *, batch_sizes: Sequence[int], variants: Sequence[tuple[str, str]],
+        precision: str, grid_shape: Sequence[int], num_classes: int, seconds: float,
+        repeats: int, latency_samples: int) -> list[dict[str, Any]]:
+  """One result per (formulation, BatchNorm gradient): device, model, runs and latency."""
   # Imported here so that --help answers without starting JAX.
   from hdsemg_jax import benchmarking, experiment, models
   from hdsemg_jax.models import conv_impls as conv_impls_lib
 
-  def build(impl: str):
-    kwargs = {**experiment.model_kwargs(config.model), 'conv_impl': impl,
-              'grid_shape': tuple(grid_shape)}
+  def build(impl: str, batchnorm_grad: str):
+    kwargs = {**experiment.model_kwargs(config.model), 'grid_shape': tuple(grid_shape),
+              'conv_impl': impl, 'batchnorm_grad': batchnorm_grad}
     return models.build(config.model.name, num_classes, seed=0, **kwargs)
 
+  def report(variant: tuple[str, str], **fields: Any) -> None:
+    print(json.dumps({'conv_impl': variant[0], 'batchnorm_grad': variant[1], **fields}),
+          flush=True)
+
   results = []
-  for impl in conv_impls:
-    model = build(impl)
+  for impl, batchnorm_grad in variants:
+    model = build(impl, batchnorm_grad)
     results.append({**benchmarking.device_info(), 'model': config.model.name, 'conv_impl': impl,
-                    'precision': precision,
+                    'batchnorm_grad': batchnorm_grad, 'precision': precision,
                     'grid_shape': list(grid_shape), 'num_classes': num_classes,
                     'num_params': models.num_params(model),
                     'forward_flops_per_frame': benchmarking.forward_flops(model, grid_shape),
                     'runs': []})
   for batch_size in batch_sizes:
-    for impl, result in zip(conv_impls, results):
-      measured = benchmarking.measure_batch(build(impl), grid_shape, num_classes, batch_size,
+    for variant, result in zip(variants, results):
+      measured = benchmarking.measure_batch(build(*variant), grid_shape, num_classes, batch_size,
                                             precision=precision, seconds=seconds,
                                             repeats=repeats)
-      measured['conv_impl_resolved'] = conv_impls_lib.resolve(impl, batch_size)
+      measured['conv_impl_resolved'] = conv_impls_lib.resolve(variant[0], batch_size)
       measured['load_avg_1min'] = os.getloadavg()[0]
       result['runs'].append(benchmarking.add_gflops(measured, result['forward_flops_per_frame']))
-      print(json.dumps({'conv_impl': impl, **result['runs'][-1]}), flush=True)
-  for impl, result in zip(conv_impls, results):
-    latency = benchmarking.measure_latency(build(impl), grid_shape, precision=precision,
+      report(variant, **result['runs'][-1])
+  for variant, result in zip(variants, results):
+    latency = benchmarking.measure_latency(build(*variant), grid_shape, precision=precision,
                                            samples=latency_samples)
-    latency['conv_impl_resolved'] = conv_impls_lib.resolve(impl, 1)
+    latency['conv_impl_resolved'] = conv_impls_lib.resolve(variant[0], 1)
     latency['load_avg_1min'] = os.getloadavg()[0]
     result['latency'] = benchmarking.add_gflops(latency, result['forward_flops_per_frame'])
-    print(json.dumps({'conv_impl': impl, 'latency': result['latency']}), flush=True)
+    report(variant, latency=result['latency'])
   return results
 
 
@@ -96,7 +118,12 @@ def main(argv: Sequence[str]) -> None:
   config = _CONFIG.value
   batch_sizes = [int(b) for b in (_BATCH_SIZES.value or [config.train.batch_size])]
   conv_impls = _CONV_IMPL.value or [config.model.get('conv_impl', 'xla')]
-  results = run(config, batch_sizes=batch_sizes, conv_impls=conv_impls,
+  batchnorm_grads = _BATCHNORM_GRAD.value or [config.model.get('batchnorm_grad', 'closed_form')]
+  try:
+    pairs = variants(conv_impls, batchnorm_grads)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  results = run(config, batch_sizes=batch_sizes, variants=pairs,
                 precision=_PRECISION.value, grid_shape=[int(s) for s in _GRID_SHAPE.value],
                 num_classes=_NUM_CLASSES.value, seconds=_SECONDS.value, repeats=_REPEATS.value,
                 latency_samples=_LATENCY_SAMPLES.value)

@@ -134,8 +134,8 @@ def measure_batch(model: nnx.Module, frame_shape: Sequence[int], num_classes: in
                         batch_stats=_cast(state.batch_stats, dtype))
   # The train step donates its state, so the model's own arrays must not be in it.
   state = jax.tree.map(jnp.copy, state)
-  train_step, compile_train = _timed_compile(steps.make_train_step(graphdef, tx), state, frames,
-                                             labels, batches[0])
+  train_step, compile_train = _timed_compile(steps.make_train_step(graphdef, tx, batch_size),
+                                             state, frames, labels, batches[0])
   holder = {'state': state, 'i': 0}
 
   def train():
@@ -201,10 +201,16 @@ def table(results: Sequence[dict[str, Any]]) -> str:
   header = ('| framework | impl | batch | train frames/s | infer frames/s | train GFLOP/s '
             '| infer GFLOP/s | compile s |')
   lines = [header, '|---|---|---:|---:|---:|---:|---:|---:|']
+
+  def impl(res: dict[str, Any]) -> str:
+    # A formulation, and the BatchNorm gradient where it is not the default.
+    name = res.get('conv_impl', '-')
+    return name + (' + autodiff BN' if res.get('batchnorm_grad') == 'autodiff' else '')
+
   for res in results:
     for run in res['runs']:
       lines.append(
-          f"| {res['framework']} | {res.get('conv_impl', '-')} | {run['batch_size']} "
+          f"| {res['framework']} | {impl(res)} | {run['batch_size']} "
           f"| {run['train_frames_per_s']:.0f} | {run['infer_frames_per_s']:.0f} "
           f"| {run.get('train_gflops', 0):.1f} | {run.get('infer_gflops', 0):.1f} "
           f"| {run['compile_train_s'] + run['compile_predict_s']:.2f} |")
@@ -212,6 +218,6 @@ def table(results: Sequence[dict[str, Any]]) -> str:
   if lat:
     lines += ['', '| framework | impl | batch-1 latency p50 ms | p90 ms |', '|---|---|---:|---:|']
     for res in lat:
-      lines.append(f"| {res['framework']} | {res.get('conv_impl', '-')} "
+      lines.append(f"| {res['framework']} | {impl(res)} "
                    f"| {res['latency']['p50_ms']:.3f} | {res['latency']['p90_ms']:.3f} |")
   return '\n'.join(lines)

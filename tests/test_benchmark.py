@@ -28,11 +28,13 @@ def test_benchmark_smoke_run_reports_every_field(tmp_path):
   proc = subprocess.run(
       [sys.executable, '-m', 'experiments.benchmark', '--config=experiments/configs/tiny.py',
        '--batch_sizes=4', '--conv_impl=auto,xla', '--seconds=0.02', '--repeats=1',
-       '--latency_samples=5', f'--json_out={json_out}'],
+       '--latency_samples=5', '--batchnorm_grad=closed_form,autodiff',
+       f'--json_out={json_out}'],
       cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(json_out.read_text())
   assert [r['conv_impl'] for r in results] == ['auto', 'xla']
+  assert [r['batchnorm_grad'] for r in results] == ['closed_form', 'autodiff']
   for result in results:
     assert result['framework'] == 'jax' and result['device_count'] >= 1 and result['device_kind']
     assert result['num_params'] > 0 and result['forward_flops_per_frame'] > 0
@@ -45,4 +47,6 @@ def test_benchmark_smoke_run_reports_every_field(tmp_path):
       assert result['latency'][field] > 0, field
   # The Markdown table: a row per (formulation, batch size), then one per latency.
   assert proc.stdout.count('| jax |') == 2 + 2
+  assert proc.stdout.count('| jax | xla + autodiff BN |') == 2
+  assert proc.stdout.count('| jax | auto |') == 2
   assert 'batch-1 latency' in proc.stdout

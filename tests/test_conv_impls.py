@@ -32,6 +32,8 @@ LAYERS = [
     (3, 7, 5, 1, 16, 3, 2, False),      # Odd sizes, stride 2.
     (3, 7, 5, 16, 24, 3, 1, False),
     (3, 7, 5, 16, 8, 1, 2, False),      # Strided 1x1.
+    (3, 12, 6, 8, 8, 3, 3, False),      # Stride 3: three input phases per axis.
+    (3, 16, 8, 8, 8, 5, 2, False),      # Two or three taps per phase.
     (33, 16, 8, 64, 16, 3, 1, False),   # Kernel gradient in slices (+ a remainder).
 ]
 
@@ -112,6 +114,42 @@ def test_whole_model_loss_and_gradients_match_xla(name, kwargs, impl):
   for (path, g), g_impl in zip(jax.tree_util.tree_leaves_with_path(grads),
                                jax.tree.leaves(grads_impl)):
     _assert_close(g_impl, g, f'{impl} {jax.tree_util.keystr(path)}', scale)
+
+
+def test_strided_layers_of_the_models_take_the_per_phase_input_gradient():
+  # Otherwise the stride-2 rows above would only test the fallback.
+  assert conv_impls._has_phases((4, 16, 8, 64), (3, 3, 64, 128), (2, 2))
+  assert conv_impls._has_phases((3, 12, 6, 8), (3, 3, 8, 8), (3, 3))
+  assert not conv_impls._has_phases((3, 7, 5, 1), (3, 3, 1, 16), (2, 2))  # Odd sides.
+  assert not conv_impls._has_phases((4, 16, 8, 64), (3, 3, 64, 64), (1, 1))
+
+
+def test_training_steps_on_cpu_compile_without_library_fusions_except_for_xla():
+  graphdefs = {impl: nnx.split(models.build('all_convnet', 8, seed=0, conv_impl=impl))[0]
+               for impl in conv_impls.IMPLS}
+  assert conv_impls.formulations(graphdefs['xla']) == set()
+  assert conv_impls.formulations(graphdefs['auto']) == {'auto'}
+  options = {impl: conv_impls.train_compiler_options(g) for impl, g in graphdefs.items()}
+  assert options['xla'] is None  # The straightforward baseline keeps XLA's defaults.
+  if jax.default_backend() != 'cpu':
+    assert all(o is None for o in options.values())
+    return
+  assert options['auto'] == options['hybrid'] == options['im2col']
+  if options['auto'] is None:
+    pytest.skip('this jaxlib has no xla_cpu_experimental_ynn_fusion_type flag')
+  # Single-frame steps keep XLA's defaults (measured faster with them).
+  small = conv_impls.TRAIN_OPTIONS_MIN_BATCH
+  assert conv_impls.train_compiler_options(graphdefs['auto'], small - 1) is None
+  assert conv_impls.train_compiler_options(graphdefs['auto'], small) == options['auto']
+  tx = optimizer.sgd_recipe(learning_rate=0.1, momentum=0.9, weight_decay=1e-4,
+                            lr_boundaries=(), total_steps=3)
+  graphdef, state = state_lib.create(models.build('all_convnet', 8, seed=0, conv_impl='auto'),
+                                     tx, 0)
+  frames = jnp.zeros((8, 16, 8), jnp.float32)
+  labels = jnp.zeros((8,), jnp.int32)
+  compiled = steps.make_train_step(graphdef, tx).lower(state, frames, labels,
+                                                       jnp.arange(8)).compile()
+  assert 'ynn_fusion' not in compiled.as_text()
 
 
 def test_parameters_trained_with_one_formulation_run_with_every_other():

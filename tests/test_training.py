@@ -49,3 +49,19 @@ def test_batch_larger_than_data_is_a_named_error():
                                        weight_decay=0.0, lr_boundaries=()))
   with pytest.raises(ValueError, match='train.batch_size=64'):
     trainer.fit(_tiny_model(), np.zeros((10, 6, 4), np.float32), np.zeros(10, np.int32), cfg, 0)
+
+
+def test_prediction_in_slices_equals_prediction_of_the_whole_batch():
+  from hdsemg_jax.training import steps
+  tx = optimizer.sgd_recipe(learning_rate=0.1, momentum=0.9, weight_decay=0.0,
+                            lr_boundaries=(), total_steps=1)
+  graphdef, state = state_lib.create(_tiny_model(), tx, 0)
+  frames = np.random.default_rng(0).standard_normal((70, 16, 8)).astype(np.float32)
+  whole = np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=0))(state, frames))
+  # 70 frames in slices of 16: four slices and a remainder of 6; 20 in slices of 16: too
+  # few to slice.
+  sliced = np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state, frames))
+  np.testing.assert_array_equal(sliced, whole)
+  assert len(set(whole.tolist())) > 1  # Not a constant prediction.
+  np.testing.assert_array_equal(
+      np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state, frames[:20])), whole[:20])

@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bn_momentum = 0.9
   config.model.bn_epsilon = 1e-5
   config.model.conv_impl = 'auto'  # 'xla', 'im2col', 'hybrid'; see hdsemg_jax.models.conv_impls.
+  # 'autodiff' for Flax's own BatchNorm backward pass; see hdsemg_jax.models.batch_norm.
+  config.model.batchnorm_grad = 'closed_form'
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 6

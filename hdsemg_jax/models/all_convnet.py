@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hdsemg_jax.models import layers
+from hdsemg_jax.models import batch_norm, layers
 
 
 class AllConvNet(nnx.Module):
@@ -33,19 +33,20 @@ class AllConvNet(nnx.Module):
                kernel_sizes: Sequence[int] = (3, 3, 3, 3, 3, 1),
                strides: Sequence[int] = (1, 1, 2, 1, 1, 1),
                bn_momentum: float = 0.9, bn_epsilon: float = 1e-5,
-               conv_impl: str = 'xla', rngs: nnx.Rngs):
+               conv_impl: str = 'xla', batchnorm_grad: str = 'closed_form',
+               rngs: nnx.Rngs):
     if not len(features) == len(kernel_sizes) == len(strides):
       raise ValueError('model.features, model.kernel_sizes and model.strides must have one '
                        f'entry per hidden layer; got {len(features)}, {len(kernel_sizes)}, '
                        f'{len(strides)}.')
-    norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
-    self.input_norm = nnx.BatchNorm(in_channels, **norm)
+    norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, grad=batchnorm_grad, rngs=rngs)
+    self.input_norm = batch_norm.BatchNorm(in_channels, **norm)
     widths = [in_channels, *features]
     self.convs = nnx.List([
         layers.conv(widths[i], widths[i + 1], kernel_sizes[i], strides[i], use_bias=False,
                     conv_impl=conv_impl, rngs=rngs)
         for i in range(len(features))])
-    self.norms = nnx.List([nnx.BatchNorm(w, **norm) for w in features])
+    self.norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in features])
     self.head = layers.conv(widths[-1], num_classes, 1, 1, use_bias=True,
                             conv_impl=conv_impl, rngs=rngs)
 

@@ -11,14 +11,28 @@ mathematics and differ only in rounding.
   'im2col'  patch extraction (shifted, strided slices of the padded input laid
             side by side) followed by one matrix product; autodiff differentiates
             that, so every pass is a matrix product plus data movement.
-  'hybrid'  the compiler's convolution forward and for the input gradient, but
-            the kernel gradient as a patch-matrix product (and both gradients of
-            1x1 convolutions as plain matrix products). XLA:CPU lowers the kernel gradient to a
-            convolution whose 'kernel' is the whole activation map, which it runs
-            several times slower than the equivalent matrix product.
+  'hybrid'  the compiler's convolution forward and for the input gradient (of a
+            strided convolution: one stride-1 convolution per phase of the input,
+            `_phase_input_grad`), but the kernel gradient as a patch-matrix product
+            (and both gradients of 1x1 convolutions as plain matrix products).
+            XLA:CPU lowers the kernel gradient to a convolution whose 'kernel' is
+            the whole activation map, which its YNNPACK fusions run several times
+            slower than the product, and its Eigen kernels somewhat slower on the
+            16x8 maps (127 vs 98 ms over 1000 frames, 64 channels).
   'auto'    on CPU 'hybrid' for batches of `AUTO_HYBRID_MIN_BATCH` frames or more and
             'xla' for smaller ones (single-frame inference included); 'xla' on
             GPU/TPU, whose convolutions are tuned. The default.
+
+On CPU, a training step of a model built with any formulation but 'xla' is also
+compiled with `train_compiler_options`: XLA's own (Eigen) kernels for convolutions
+and matrix products instead of its default YNNPACK library fusions, which run this
+network's training convolutions about twice as slowly (measured on a 2-core AVX-512
+machine, jaxlib 0.10.2: a 16x8x64 3x3 convolution over 1000 frames takes 120-130 ms
+forward and 530-680 ms for its kernel gradient with YNNPACK, 55-65 ms and 90-130 ms
+with XLA's own kernels).
+'xla' keeps XLA's defaults: it is the straightforward baseline that the others are
+measured against. Prediction keeps the defaults for every formulation: YNNPACK
+fuses the whole inference graph, which is as fast or faster at batch 1 and 1000.
 
 Only the shapes the models use take the alternative routes (NHWC/HWIO, no
 dilation, no feature groups); anything else falls back to
@@ -40,6 +54,12 @@ IMPLS = ('xla', 'im2col', 'hybrid', 'auto')
 # nnx.Conv's layout for 2-D inputs.
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1),
                                  out_spec=(0, 3, 1, 2))
+
+# XLA:CPU flags of `train_compiler_options`: no YNNPACK library fusions. They pay from
+# batches of 32 frames (1125 vs 1021 training frames/s) but not for single frames
+# (333 vs 381).
+_TRAIN_CPU_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': ''}
+TRAIN_OPTIONS_MIN_BATCH = 32
 
 # Patch-matrix entries per slice of the kernel-gradient product: small enough that
 # a slice stays in cache, large enough that each matrix product is worth a call.
@@ -86,6 +106,37 @@ def conv_general_dilated(impl: str) -> Callable[..., jax.Array]:
   if impl == 'xla':
     return lax.conv_general_dilated
   return _Conv(impl)
+
+
+def formulations(graphdef: Any) -> set[str]:
+  """The formulations (other than 'xla') that the convolutions of a model's ``graphdef`` use."""
+  # nnx keeps each Conv's conv_general_dilated among the graph's static attributes.
+  return {attribute.value.impl for _, attribute in getattr(graphdef, 'attributes', ())
+          if isinstance(getattr(attribute, 'value', None), _Conv)}
+
+
+@functools.cache
+def _cpu_options_supported() -> bool:
+  # The flag is experimental: a jaxlib without it compiles with its defaults instead.
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=_TRAIN_CPU_OPTIONS).lower(
+        jnp.zeros((), jnp.float32)).compile()
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return True
+
+
+def train_compiler_options(graphdef: Any, batch_size: int | None = None) -> dict[str, Any] | None:
+  """XLA compiler options for the training step of ``graphdef`` (None: XLA's defaults).
+
+  Only on CPU, only for models built with a formulation other than 'xla' (see the
+  module docstring), and not for batches (if given) under `TRAIN_OPTIONS_MIN_BATCH`.
+  """
+  if jax.default_backend() != 'cpu' or not formulations(graphdef):
+    return None
+  if batch_size is not None and batch_size < TRAIN_OPTIONS_MIN_BATCH:
+    return None
+  return dict(_TRAIN_CPU_OPTIONS) if _cpu_options_supported() else None
 
 
 def _supported(lhs: jax.Array, rhs: jax.Array, lhs_dilation, rhs_dilation, dimension_numbers,
@@ -235,6 +286,52 @@ def _kernel_grad(x: jax.Array, g: jax.Array, kernel_shape: tuple[int, ...],
   return total.T.reshape(kernel_shape)
 
 
+def _has_phases(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...],
+                strides: tuple[int, int]) -> bool:
+  """Whether `_phase_input_grad` applies: a strided kernel at least as wide as its stride
+  over an input whose sides divide by the stride."""
+  return (strides != (1, 1) and all(k >= s for k, s in zip(kernel_shape[:2], strides))
+          and all(d % s == 0 for d, s in zip(x_shape[1:3], strides)))
+
+
+def _phase_taps(phase: int, stride: int, k: int, pad_lo: int) -> list[tuple[int, int]]:
+  """(tap, offset) pairs along one axis: input ``stride*a + phase`` receives tap ``t`` of
+  output ``a + offset``, by increasing offset."""
+  return sorted(((t, (phase + pad_lo - t) // stride) for t in range(k)
+                 if (phase + pad_lo - t) % stride == 0), key=lambda pair: pair[1])
+
+
+def _phase_input_grad(g: jax.Array, w: jax.Array, x_shape: tuple[int, ...],
+                      strides: tuple[int, int], pads: Padding, precision: Any) -> jax.Array:
+  """dL/dx of a strided convolution as one stride-1 convolution per output phase.
+
+  The compiler computes this gradient as a convolution over the gradient dilated by the
+  stride, mostly multiplying inserted zeros (at stride 2, 4x the forward pass's work).
+  Split by the phase of the input position (its index modulo the stride), each part is
+  a plain correlation of ``g`` with the kernel taps that reach it, so the total work is
+  that of the forward pass; the parts are then interleaved.
+  """
+  n, h, wd, cin = x_shape
+  _, ho, wo, _ = g.shape
+  sh, sw = strides
+  rows = []
+  for pr in range(sh):
+    taps_r = _phase_taps(pr, sh, w.shape[0], pads[0][0])
+    cols = []
+    for pc in range(sw):
+      taps_c = _phase_taps(pc, sw, w.shape[1], pads[1][0])
+      # Offsets along an axis are consecutive, so the taps form a dense sub-kernel;
+      # as the kernel of a convolution over ``g`` its in/out features swap.
+      sub = jnp.stack([jnp.stack([w[tr, tc] for tc, _ in taps_c]) for tr, _ in taps_r])
+      sub = jnp.swapaxes(sub, 2, 3)
+      pad_r = (-taps_r[0][1], h // sh - 1 + taps_r[-1][1] - (ho - 1))
+      pad_c = (-taps_c[0][1], wd // sw - 1 + taps_c[-1][1] - (wo - 1))
+      cols.append(lax.conv_general_dilated(g, sub, (1, 1), (pad_r, pad_c),
+                                           dimension_numbers=_NHWC, precision=precision))
+    rows.append(jnp.stack(cols, axis=3))  # (n, h/sh, wd/sw, sw, cin)
+  return jnp.stack(rows, axis=2).reshape(n, h, wd, cin)  # (n, h/sh, sh, wd/sw, sw, cin)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
 def _hybrid_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: Padding,
                  precision: Any, preferred_element_type: Any) -> jax.Array:
@@ -267,6 +364,8 @@ def _hybrid_bwd(strides, pads, precision, preferred_element_type, res, g):
     cols = _dot(g.reshape(n * ho * wo, cout), w.reshape(kh * kw * cin, cout), (1, 1), precision,
                 None).reshape(n, ho, wo, kh * kw * cin)
     dx = _col2im(cols, x.shape, (kh, kw), strides, pads)
+  elif _has_phases(x.shape, w.shape, strides):
+    dx = _phase_input_grad(g, w, x.shape, strides, pads, precision)
   else:
     _, vjp = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads, precision, None), x)
     (dx,) = vjp(g)

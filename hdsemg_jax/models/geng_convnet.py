@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hdsemg_jax.models import layers
+from hdsemg_jax.models import batch_norm, layers
 
 
 class LocallyConnected1x1(nnx.Module):
@@ -56,32 +56,33 @@ class GengConvNet(nnx.Module):
                dense_features: Sequence[int] = (512, 512, 128),
                dropout: float = 0.5, dropout_layers: int = 2,
                bn_momentum: float = 0.9, bn_epsilon: float = 1e-5,
-               conv_impl: str = 'xla', rngs: nnx.Rngs):
+               conv_impl: str = 'xla', batchnorm_grad: str = 'closed_form',
+               rngs: nnx.Rngs):
     if len(grid_shape) != 2:
       raise ValueError(f'model.grid_shape must be (H, W); got {tuple(grid_shape)}.')
     if not 0 <= dropout_layers <= len(dense_features):
       raise ValueError(f'model.dropout_layers={dropout_layers} must be between 0 and the number '
                        f'of dense layers ({len(dense_features)}).')
     height, width = (int(s) for s in grid_shape)
-    norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, rngs=rngs)
-    self.input_norm = nnx.BatchNorm(in_channels, **norm)
+    norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, grad=batchnorm_grad, rngs=rngs)
+    self.input_norm = batch_norm.BatchNorm(in_channels, **norm)
     widths = [in_channels, *conv_features]
     self.convs = nnx.List([
         layers.conv(widths[i], widths[i + 1], 3, 1, use_bias=False, conv_impl=conv_impl,
                     rngs=rngs)
         for i in range(len(conv_features))])
-    self.conv_norms = nnx.List([nnx.BatchNorm(w, **norm) for w in conv_features])
+    self.conv_norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in conv_features])
     widths = [widths[-1], *local_features]
     self.locals = nnx.List([
         LocallyConnected1x1((height, width), widths[i], widths[i + 1], rngs=rngs)
         for i in range(len(local_features))])
-    self.local_norms = nnx.List([nnx.BatchNorm(w, **norm) for w in local_features])
+    self.local_norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in local_features])
     widths = [height * width * widths[-1], *dense_features]
     self.denses = nnx.List([
         nnx.Linear(widths[i], widths[i + 1], use_bias=False, kernel_init=layers.KERNEL_INIT,
                    rngs=rngs)
         for i in range(len(dense_features))])
-    self.dense_norms = nnx.List([nnx.BatchNorm(w, **norm) for w in dense_features])
+    self.dense_norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in dense_features])
     # No rngs stored in the layer: the train step passes a fresh key per step at call time,
     # and a stored RNG stream would be state outside the (params, batch_stats) split.
     self.dropout = nnx.Dropout(dropout)

@@ -41,6 +41,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from hdsemg_jax.models import conv_impls
 from hdsemg_jax.training import state as state_lib, steps
 
 MODES = ('auto', 'none', 'pmap', 'sharding')
@@ -168,11 +169,12 @@ class Plan:
     return with_batchnorm_axis(graphdef, params, batch_stats, AXIS)
 
   def compile_train_step(self, graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
-                         stacked: bool = False) -> steps.TrainStep:
+                         stacked: bool = False, batch_size: int | None = None) -> steps.TrainStep:
     """`steps.train_step_fn` compiled for this plan (the state donated).
 
     ``graphdef`` is `train_graphdef`'s. ``stacked``: vmapped over a leading seed
     axis of the state and of the batch indices; frames and labels are shared.
+    ``batch_size``: the global batch, if known (it picks CPU compiler options).
     """
     axis_name = AXIS if self.mode == 'pmap' else None
     batch_sharding = NamedSharding(self.mesh, P(AXIS)) if self.mode == 'sharding' else None
@@ -180,14 +182,18 @@ class Plan:
     if stacked:
       axes = state_lib.SEED_AXES
       fn = jax.vmap(fn, in_axes=(axes, None, None, 0), out_axes=(axes, 0))
-    if self.mode == 'none':
-      return jax.jit(fn, donate_argnums=0)
     if self.mode == 'pmap':
+      # jax.pmap takes no compiler options: XLA's defaults.
       return jax.pmap(fn, axis_name=AXIS, donate_argnums=0)
+    options = conv_impls.train_compiler_options(
+        graphdef, None if batch_size is None else batch_size // self.num_devices)
+    if self.mode == 'none':
+      return jax.jit(fn, donate_argnums=0, compiler_options=options)
     replicated = NamedSharding(self.mesh, P())
     batch = NamedSharding(self.mesh, P(None, AXIS) if stacked else P(AXIS))
     return jax.jit(fn, in_shardings=(replicated, replicated, replicated, batch),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
+                   out_shardings=(replicated, replicated), donate_argnums=0,
+                   compiler_options=options)
 
   def predictor(self, graphdef: nnx.GraphDef,
                 state: state_lib.TrainState) -> Callable[[np.ndarray], np.ndarray]:

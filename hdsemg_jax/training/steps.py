@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from hdsemg_jax.models import conv_impls
 from hdsemg_jax.training.state import TrainState, apply_model
 
 TrainStep = Callable[[TrainState, jax.Array, jax.Array, jax.Array], tuple[TrainState, dict]]
@@ -66,17 +67,46 @@ def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
   return step
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation) -> TrainStep:
-  """The train step compiled with `jax.jit` for one device, the state donated."""
-  return jax.jit(train_step_fn(graphdef, tx), donate_argnums=0)
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
+                    batch_size: int | None = None) -> TrainStep:
+  """The train step compiled with `jax.jit` for one device, the state donated.
+
+  ``batch_size`` (frames per step, if known) picks the compiler options on CPU
+  (`conv_impls.train_compiler_options`).
+  """
+  return jax.jit(train_step_fn(graphdef, tx), donate_argnums=0,
+                 compiler_options=conv_impls.train_compiler_options(graphdef, batch_size))
 
 
-def predict_fn(graphdef: nnx.GraphDef) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """The pure ``(state, frames) -> predicted classes`` with the running BN statistics."""
+# On CPU, prediction runs over slices of this many frames (a loop inside the compiled
+# program): each slice's activations stay in cache. Frames are independent at prediction
+# time (running BatchNorm statistics), so the classes are those of the whole batch at once.
+CPU_PREDICT_CHUNK = 256
 
-  def predict(state: TrainState, x: jax.Array) -> jax.Array:
+
+def predict_fn(graphdef: nnx.GraphDef,
+               chunk: int | None = None) -> Callable[[TrainState, jax.Array], jax.Array]:
+  """The pure ``(state, frames) -> predicted classes`` with the running BN statistics.
+
+  ``chunk``: frames per slice of a larger batch (default: `CPU_PREDICT_CHUNK` on CPU,
+  none elsewhere, where one wide batch keeps the device busy); 0 for none.
+  """
+  if chunk is None:
+    chunk = CPU_PREDICT_CHUNK if jax.default_backend() == 'cpu' else 0
+
+  def classes(state: TrainState, x: jax.Array) -> jax.Array:
     logits, _ = apply_model(graphdef, state.params, state.batch_stats, x, train=False)
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+  def predict(state: TrainState, x: jax.Array) -> jax.Array:
+    n = x.shape[0]
+    if not chunk or n < 2 * chunk:
+      return classes(state, x)
+    head = n - n % chunk
+    sliced = jax.lax.map(lambda xs: classes(state, xs),
+                         x[:head].reshape(head // chunk, chunk, *x.shape[1:]))
+    parts = [sliced.reshape(head)] + ([classes(state, x[head:])] if head < n else [])
+    return jnp.concatenate(parts)
 
   return predict
 

@@ -91,10 +91,11 @@ def _optimizer(key: tuple) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=16)
 def _compiled_step(plan: parallel.Plan, graphdef: nnx.GraphDef, optimizer_key: tuple,
-                   stacked: bool) -> steps.TrainStep:
-  # One compiled program per (plan, model graph, optimizer, stacking): the seeds of a fold
-  # share it, so a fold's phase compiles once however many seeds run one after another.
-  return plan.compile_train_step(graphdef, _optimizer(optimizer_key), stacked=stacked)
+                   stacked: bool, batch_size: int) -> steps.TrainStep:
+  # One compiled program per (plan, model graph, optimizer, stacking, batch): the seeds of
+  # a fold share it, so a fold's phase compiles once however many seeds run one after another.
+  return plan.compile_train_step(graphdef, _optimizer(optimizer_key), stacked=stacked,
+                                 batch_size=batch_size)
 
 
 def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config: Any, seed: int,
@@ -181,7 +182,7 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
         raise ValueError(f'{name}: the checkpoint is at step {start_step}, past the '
                          f'{total_steps} steps of this config.')
       logging.info('%s: resumed from checkpoint at step %d', name, start_step)
-  train_step = _compiled_step(plan, step_graphdef, optimizer_key, stacked)
+  train_step = _compiled_step(plan, step_graphdef, optimizer_key, stacked, cfg.batch_size)
   # The dataset goes to the device(s) once; each step gathers its batch there.
   state = plan.replicate(state)
   frames_on_device, labels_on_device = plan.replicate(frames), plan.replicate(labels)
