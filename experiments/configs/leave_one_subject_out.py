@@ -10,6 +10,9 @@ Takes the same `config.adapt` options as `inter_session.py` (the target is then
 the held-out subject). CapgMyo DB-b's inter-subject folds use its session-2
 recordings: add `--config.protocol.sessions=2`.
 
+Expect on flexemg with `--config.train.frame_stride=32` (seed 0; 2-core CPU, 6 minutes):
+vote@150 84.1 +- 4.6% over the 3 held-out subjects; per frame 70.4 +- 8.7%.
+
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """
 
