@@ -10,8 +10,8 @@ r"""Measures how fast the configured model trains and predicts on this machine.
 
 For each convolution formulation (``--conv_impl``, a comma-separated list; default:
 the config's ``model.conv_impl``), paired with a BatchNorm gradient (``--batchnorm_grad``:
-one for all or one per formulation; default: ``model.batchnorm_grad``), and batch size it prints one JSON line: compile
-times, steady-state training throughput (the project's own train step: SGD recipe,
+one for all or one per formulation; default: ``model.batchnorm_grad``), and batch
+size it prints one JSON line: compile times, steady-state training throughput (the project's own train step: SGD recipe,
 BatchNorm in training mode, the batch gathered on the device) and batched inference
 throughput, both in frames/s (median of ``--repeats`` timings after warm-up), and the
 achieved GFLOP/s of the model's analytic FLOPs; then single-frame latency p50/p90
@@ -57,7 +57,8 @@ _COMPARE = flags.DEFINE_list('compare', [],
                              'to add to the table.')
 
 
-def variants(conv_impls: Sequence[str], batchnorm_grads: Sequence[str]) -> list[tuple[str, str]]:
+def pair_variants(conv_impls: Sequence[str],
+                  batchnorm_grads: Sequence[str]) -> list[tuple[str, str]]:
   """(formulation, BatchNorm gradient) pairs: one gradient for all, or one per formulation."""
   if len(batchnorm_grads) == 1:
     return [(impl, batchnorm_grads[0]) for impl in conv_impls]
@@ -120,7 +121,7 @@ def main(argv: Sequence[str]) -> None:
   conv_impls = _CONV_IMPL.value or [config.model.get('conv_impl', 'xla')]
   batchnorm_grads = _BATCHNORM_GRAD.value or [config.model.get('batchnorm_grad', 'closed_form')]
   try:
-    pairs = variants(conv_impls, batchnorm_grads)
+    pairs = pair_variants(conv_impls, batchnorm_grads)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   results = run(config, batch_sizes=batch_sizes, variants=pairs,

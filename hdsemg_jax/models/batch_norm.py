@@ -85,9 +85,9 @@ class BatchNorm(nnx.BatchNorm):
                mask: jax.Array | None = None) -> jax.Array:
     running = self.use_running_average if use_running_average is None else use_running_average
     # Flax's path also answers a missing use_running_average with its own clear error.
-    if (running is None or running or self.grad == 'autodiff' or mask is not None or self.axis_name is not None
-        or self.axis != -1 or self.scale is None or self.bias is None or self.dtype is not None
-        or not self.use_fast_variance):
+    if (running is None or running or self.grad == 'autodiff' or mask is not None
+        or self.axis_name is not None or self.axis != -1 or self.scale is None
+        or self.bias is None or self.dtype is not None or not self.use_fast_variance):
       return super().__call__(x, use_running_average, mask=mask)
     # Statistics in float32 at least, as Flax computes them.
     compute = jnp.promote_types(x.dtype, jnp.float32)

@@ -303,7 +303,7 @@ def _phase_taps(phase: int, stride: int, k: int, pad_lo: int) -> list[tuple[int,
 
 def _phase_input_grad(g: jax.Array, w: jax.Array, x_shape: tuple[int, ...],
                       strides: tuple[int, int], pads: Padding, precision: Any) -> jax.Array:
-  """dL/dx of a strided convolution as one stride-1 convolution per output phase.
+  """dL/dx of a strided convolution as one stride-1 convolution per input phase.
 
   The compiler computes this gradient as a convolution over the gradient dilated by the
   stride, mostly multiplying inserted zeros (at stride 2, 4x the forward pass's work).
@@ -326,8 +326,7 @@ def _phase_input_grad(g: jax.Array, w: jax.Array, x_shape: tuple[int, ...],
       sub = jnp.swapaxes(sub, 2, 3)
       pad_r = (-taps_r[0][1], h // sh - 1 + taps_r[-1][1] - (ho - 1))
       pad_c = (-taps_c[0][1], wd // sw - 1 + taps_c[-1][1] - (wo - 1))
-      cols.append(lax.conv_general_dilated(g, sub, (1, 1), (pad_r, pad_c),
-                                           dimension_numbers=_NHWC, precision=precision))
+      cols.append(_xla_conv(g, sub, (1, 1), (pad_r, pad_c), precision, None))
     rows.append(jnp.stack(cols, axis=3))  # (n, h/sh, wd/sw, sw, cin)
   return jnp.stack(rows, axis=2).reshape(n, h, wd, cin)  # (n, h/sh, sh, wd/sw, sw, cin)
 
