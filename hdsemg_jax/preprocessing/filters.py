@@ -1,17 +1,38 @@
-"""Zero-phase filter chains applied to whole trials, once, on the host.
+"""Filter chains applied to whole trials (zero-phase or causal), or to a live stream.
 
 A chain is configured as ``dataset.filters``: a tuple of spec strings applied
-in order, e.g. ``('notch:60:50', 'bandpass:20:380:4')``.
+in order, e.g. ``('notch:60:50', 'bandpass:20:380:4')``; ``dataset.filter_mode``
+chooses how it runs over recorded trials (`FILTER_MODES`).
 
 * ``notch:FREQ[:Q]``: second-order IIR notch at FREQ Hz, quality Q (default 30).
 * ``bandpass:LOW:HIGH[:ORDER]``: Butterworth band-pass (scipy order, default 4).
 * ``highpass:CUT[:ORDER]``, ``lowpass:CUT[:ORDER]``: Butterworth (default order 4).
-* ``demean``: subtracts each channel's mean over the trial.
+* ``demean``: subtracts each channel's mean over the trial (zero-phase); causally,
+  the running mean of the samples so far (see below).
 
-Every IIR stage runs forward and backward (`scipy.signal.sosfiltfilt`), so the
-output has no phase lag and the magnitude response is squared: frame labels
-stay aligned with the signal. Filtering a whole trial at once needs the trial
-continuous and longer than the filter's edge padding; both are checked.
+``zero_phase`` (the default): every IIR stage runs forward and backward
+(`scipy.signal.sosfiltfilt`), so the output has no phase lag and the magnitude
+response is squared: frame labels stay aligned with the signal. Filtering a
+whole trial at once needs the trial continuous and longer than the filter's
+edge padding; both are checked. This needs the whole trial, so it cannot run
+on a live stream.
+
+``causal``: what a live decoder can do (`CausalChain`, used by
+`hdsemg_jax.streaming.Decoder`): every IIR stage runs forward only
+(`scipy.signal.sosfilt`) with its state carried from one chunk of samples to
+the next, so the output at a sample depends on that sample and earlier ones
+only, and feeding a signal in chunks of any size gives exactly the output of
+feeding it whole. Each stage starts in the steady state of a constant input
+equal to the first sample (`scipy.signal.sosfilt_zi` times the first sample),
+so a DC offset does not ring through a high-pass or band-pass at the start.
+The magnitude response is the filter's own (not squared) and the output lags
+by the filter's group delay. ``demean`` has no causal form (the trial mean is
+known only at its end); its causal counterpart subtracts the running mean of
+each channel over the samples so far, the first sample included (so the first
+output sample is 0). Training with ``dataset.filter_mode=causal`` shows the
+model frames conditioned exactly as the streaming decoder conditions them.
+
+Both modes compute in float64 and return float32.
 """
 
 from __future__ import annotations
@@ -26,6 +47,8 @@ from scipy import signal
 from hdsemg_jax.data.trials import Trial
 
 _CONFIG_NAME = 'dataset.filters'
+_MODE_NAME = 'dataset.filter_mode'
+FILTER_MODES = ('zero_phase', 'causal')
 _DEFAULT_ORDER = 4
 _MAX_ORDER = 10  # Higher Butterworth orders are numerically fragile and never needed for sEMG.
 _DEFAULT_NOTCH_Q = 30.0
@@ -52,6 +75,11 @@ class Demean:
   def apply(self, x: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
     del sampling_rate_hz
     return x - x.mean(axis=0, keepdims=True)
+
+  def causal_stage(self, sampling_rate_hz: float) -> '_RunningDemean':
+    """The causal counterpart: subtract the running mean of the samples so far."""
+    del sampling_rate_hz
+    return _RunningDemean()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +118,45 @@ class IirFilter:
   def apply(self, x: np.ndarray, sampling_rate_hz: float) -> np.ndarray:
     return signal.sosfiltfilt(self.sos(sampling_rate_hz), x, axis=0)
 
+  def causal_stage(self, sampling_rate_hz: float) -> '_SosStage':
+    """The causal form: the same sections run forward only, with carried state."""
+    return _SosStage(self.sos(sampling_rate_hz))
+
 
 Filter = Demean | IirFilter
+
+
+class _SosStage:
+  """One IIR filter run causally; its state is `sosfilt`'s ``zi`` (sections, 2, *channels)."""
+
+  def __init__(self, sos: np.ndarray):
+    self.sos = sos
+    self._unit_zi = signal.sosfilt_zi(sos)  # Steady state for a unit step, per section.
+
+  def initial_state(self, first: np.ndarray) -> np.ndarray:
+    # The state the filter would be in had it seen ``first`` forever: no start-up ringing.
+    return self._unit_zi.reshape(self._unit_zi.shape + (1,) * first.ndim) * first
+
+  def run(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return signal.sosfilt(self.sos, x, axis=0, zi=state)
+
+
+class _RunningDemean:
+  """``demean``'s causal counterpart; the state is (samples seen, their per-channel sum)."""
+
+  def initial_state(self, first: np.ndarray) -> tuple[int, np.ndarray]:
+    return 0, np.zeros_like(first)
+
+  def run(self, x: np.ndarray,
+          state: tuple[int, np.ndarray]) -> tuple[np.ndarray, tuple[int, np.ndarray]]:
+    seen, total = state
+    # Accumulating from the carried sum (rather than adding it to the chunk's own cumsum)
+    # performs the same additions in the same order as one pass over the whole signal,
+    # so chunked and whole runs agree bit for bit.
+    sums = np.cumsum(np.concatenate([total[None], x]), axis=0)[1:]
+    counts = (seen + np.arange(1, len(x) + 1, dtype=np.float64)).reshape(
+        (-1,) + (1,) * (x.ndim - 1))
+    return x - sums / counts, (seen + len(x), sums[-1].copy())
 
 
 def _number(spec: str, text: str, what: str) -> float:
@@ -163,6 +228,11 @@ def _spec_list(specs: str | Iterable[str] | None) -> list[str]:
   return list(specs)
 
 
+def _check_rate(sampling_rate_hz: float) -> None:
+  if not (math.isfinite(sampling_rate_hz) and sampling_rate_hz > 0):
+    raise ValueError(f'{_CONFIG_NAME}: sampling rate must be positive, got {sampling_rate_hz!r}.')
+
+
 def parse_filter_chain(specs: str | Iterable[str] | None,
                        sampling_rate_hz: float | None = None) -> list[Filter]:
   """Parses ``dataset.filters`` into filter objects, in order.
@@ -178,9 +248,8 @@ def parse_filter_chain(specs: str | Iterable[str] | None,
   Raises:
     ValueError: naming ``dataset.filters`` and the offending spec.
   """
-  if sampling_rate_hz is not None and not (math.isfinite(sampling_rate_hz)
-                                           and sampling_rate_hz > 0):
-    raise ValueError(f'{_CONFIG_NAME}: sampling rate must be positive, got {sampling_rate_hz!r}.')
+  if sampling_rate_hz is not None:
+    _check_rate(sampling_rate_hz)
   chain = [parse_filter(spec) for spec in _spec_list(specs)]
   if sampling_rate_hz is not None:
     for f in chain:
@@ -188,8 +257,81 @@ def parse_filter_chain(specs: str | Iterable[str] | None,
   return chain
 
 
-def filter_array(emg: np.ndarray, chain: Sequence[Filter], sampling_rate_hz: float) -> np.ndarray:
-  """Runs ``chain`` over ``emg`` (time first) and returns float32 of the same shape."""
+def check_filter_mode(mode: str) -> str:
+  """``mode`` if it is one of `FILTER_MODES`; else ValueError naming ``dataset.filter_mode``."""
+  if mode not in FILTER_MODES:
+    raise ValueError(f'{_MODE_NAME}={mode!r} is not known (known: {", ".join(FILTER_MODES)}).')
+  return mode
+
+
+CausalState = tuple  # One entry per stage; opaque to callers.
+
+
+class CausalChain:
+  """The causal form of a filter chain, its state carried from call to call.
+
+    chain = CausalChain(('notch:60:50', 'bandpass:20:380:4'), 1000.0)
+    y1 = chain(x[:7])     # x: (T, *channels), time first
+    y2 = chain(x[7:])     # == the causal output of x fed whole, bit for bit
+    chain.reset()         # back to rest: the next sample is a new signal's first
+
+  ``run(x, state)`` is the pure form: it returns the output and the next state
+  and leaves the object untouched, so a caller can discard a chunk's effect
+  (the streaming decoder does, for a chunk it rejects after filtering).
+  The state is None before the first sample.
+  """
+
+  def __init__(self, specs: str | Iterable[str | Filter] | None, sampling_rate_hz: float):
+    """``specs``: the ``dataset.filters`` chain (strings or parsed filters)."""
+    items = _spec_list(specs) if isinstance(specs, str) or specs is None else list(specs)
+    # Parsed filters (from `parse_filter_chain`) are taken as they are; strings are parsed.
+    self.chain = [f if isinstance(f, (Demean, IirFilter)) else parse_filter(f) for f in items]
+    _check_rate(sampling_rate_hz)
+    for f in self.chain:
+      f.check(sampling_rate_hz)
+    self.sampling_rate_hz = float(sampling_rate_hz)
+    self._stages = [f.causal_stage(self.sampling_rate_hz) for f in self.chain]
+    self.state: CausalState | None = None
+
+  @property
+  def specs(self) -> tuple[str, ...]:
+    return tuple(f.spec for f in self.chain)
+
+  def run(self, x: np.ndarray,
+          state: CausalState | None) -> tuple[np.ndarray, CausalState | None]:
+    """Filters ``x`` (time first) from ``state``; returns float64 output and the next state."""
+    x = np.asarray(x, np.float64)
+    if len(x) == 0 or not self._stages:
+      return x, state
+    if state is None:
+      state = tuple(None for _ in self._stages)
+    next_state = []
+    for stage, stage_state in zip(self._stages, state):
+      if stage_state is None:
+        stage_state = stage.initial_state(x[0])
+      x, stage_state = stage.run(x, stage_state)
+      next_state.append(stage_state)
+    return x, tuple(next_state)
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    """Filters the next samples ``x`` (time first) and returns float32 of the same shape."""
+    y, self.state = self.run(x, self.state)
+    return y.astype(np.float32)
+
+  def reset(self) -> None:
+    """Forgets the past: the next sample starts a new signal."""
+    self.state = None
+
+
+def filter_array(emg: np.ndarray, chain: Sequence[Filter], sampling_rate_hz: float,
+                 mode: str = 'zero_phase') -> np.ndarray:
+  """Runs ``chain`` over ``emg`` (time first) and returns float32 of the same shape.
+
+  ``mode='causal'`` runs the chain's causal form from rest over the whole array
+  (`CausalChain`); ``'zero_phase'`` the forward-backward form.
+  """
+  if check_filter_mode(mode) == 'causal':
+    return CausalChain(list(chain), sampling_rate_hz)(emg)
   # float64 keeps the narrow notch and low cut-offs stable; results go back to float32.
   x = np.asarray(emg, np.float64)
   for f in chain:
@@ -198,24 +340,33 @@ def filter_array(emg: np.ndarray, chain: Sequence[Filter], sampling_rate_hz: flo
 
 
 def apply_filters(trials: list[Trial], specs: str | Iterable[str] | None,
-                  sampling_rate_hz: float) -> list[Trial]:
-  """Filters each trial's ``emg`` along time, zero-phase; labels are left as they are.
+                  sampling_rate_hz: float, mode: str = 'zero_phase') -> list[Trial]:
+  """Filters each trial's ``emg`` along time; labels are left as they are.
 
   Args:
     trials: whole, continuous trials.
     specs: the ``dataset.filters`` chain (see the module docstring).
     sampling_rate_hz: the dataset's sampling rate.
+    mode: ``dataset.filter_mode``: ``'zero_phase'`` (forward-backward over the
+      whole trial) or ``'causal'`` (forward only, each trial from rest: what the
+      streaming decoder computes when it is fed that trial).
 
   Returns:
     New Trial records with float32 ``emg``, or ``trials`` itself when the chain is empty.
 
   Raises:
-    ValueError: a bad spec (naming ``dataset.filters``), or a trial too short for
-      a filter's edge padding (naming the trial id).
+    ValueError: a bad spec (naming ``dataset.filters``), an unknown mode (naming
+      ``dataset.filter_mode``), or, zero-phase only, a trial too short for a
+      filter's edge padding (naming the trial id).
   """
+  check_filter_mode(mode)
   chain = parse_filter_chain(specs, sampling_rate_hz)
   if not chain:
     return trials
+  if mode == 'causal':
+    return [dataclasses.replace(trial, emg=filter_array(trial.emg, chain, sampling_rate_hz,
+                                                        'causal'))
+            for trial in trials]
   needed = [(f.min_frames(sampling_rate_hz), f.spec) for f in chain]
   filtered = []
   for trial in trials:
