@@ -14,6 +14,8 @@ A trial's identity is ``(subject, session, part, trial)``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -43,12 +45,49 @@ def trial_key(subject: int, session: int, part: str, trial: int) -> str:
   return f'{subject:03d}-{session:03d}-{part or "-"}-{trial:03d}'
 
 
+@dataclasses.dataclass(frozen=True)
+class GridGeometry:
+  """How a builder's electrode grid lies on the forearm: facts from its documentation.
+
+  A builder states it as its class attribute ``GRID_GEOMETRY``, which the library
+  reads from the code (`hdsemg_jax.data.trials.read_builder`), so datasets
+  prepared before the geometry was recorded load with it, unchanged and unrebuilt.
+  New builds also copy it into the metadata (``wrap_axis``,
+  ``electrode_spacing_mm``) so the prepared files describe themselves.
+
+  Attributes:
+    wrap_axis: the grid axis (0 rows, 1 columns) whose electrodes go round the
+      forearm and close on themselves, so that a rotation of the array is a
+      circular shift along it; ``None`` when neither does or the sources do not say.
+    electrode_spacing_mm: centre-to-centre distance of neighbouring electrodes
+      along rows and along columns, ``(between rows, between columns)``;
+      ``None`` when the sources do not say.
+  """
+  wrap_axis: int | None = None
+  electrode_spacing_mm: tuple[float, float] | None = None
+
+  def __post_init__(self):
+    if self.wrap_axis not in (None, 0, 1):
+      raise ValueError(f'wrap_axis={self.wrap_axis!r}: expected None, 0 (rows) or 1 (columns).')
+    if self.electrode_spacing_mm is not None and len(self.electrode_spacing_mm) != 2:
+      raise ValueError(f'electrode_spacing_mm={self.electrode_spacing_mm!r}: expected '
+                       '(between rows, between columns) or None.')
+
+  def metadata(self) -> dict:
+    """The JSON-ready metadata entries of this geometry."""
+    spacing = self.electrode_spacing_mm
+    return {'wrap_axis': self.wrap_axis,
+            'electrode_spacing_mm': None if spacing is None else [float(v) for v in spacing]}
+
+
 def trial_metadata(*, class_names: list[str], grid_shape: tuple[int, int],
-                   sampling_rate_hz: float, **extra) -> tfds.core.MetadataDict:
-  """Dataset-level metadata the library reads: class names, grid, sampling rate."""
+                   sampling_rate_hz: float, geometry: GridGeometry | None = None,
+                   **extra) -> tfds.core.MetadataDict:
+  """Dataset-level metadata the library reads: class names, grid, sampling rate, geometry."""
   return tfds.core.MetadataDict(
       class_names=list(class_names),
       grid_shape=list(grid_shape),
       sampling_rate_hz=float(sampling_rate_hz),
+      **(geometry.metadata() if geometry is not None else {}),
       **extra,
   )

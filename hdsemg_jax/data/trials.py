@@ -44,13 +44,22 @@ class Trial:
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-  """What the model and protocols need to know about a dataset."""
+  """What the model and protocols need to know about a dataset.
+
+  ``wrap_axis`` (0 rows, 1 columns, ``None``) is the grid axis that goes round the
+  forearm, along which electrode shifts are circular (`preprocessing.grid_shift`);
+  ``electrode_spacing_mm`` is ``(between rows, between columns)``, ``None`` where
+  the dataset's sources do not say. Both come from the builder's
+  ``GRID_GEOMETRY`` (`tfds_builders.schema.GridGeometry`).
+  """
   name: str
   version: str
   class_names: tuple[str, ...]
   grid_shape: tuple[int, int]
   sampling_rate_hz: float
   synthetic: bool
+  wrap_axis: int | None = None
+  electrode_spacing_mm: tuple[float, float] | None = None
 
   @property
   def num_classes(self) -> int:
@@ -70,12 +79,26 @@ def number_repetitions(trials: Iterable[Trial]) -> list[Trial]:
 
 
 def read_builder(builder) -> tuple[DatasetSpec, list[Trial]]:
-  """Reads every trial of a prepared builder (all of its splits)."""
+  """Reads every trial of a prepared builder (all of its splits).
+
+  The grid geometry comes from the builder's code (``GRID_GEOMETRY``) first: it
+  documents the sensor, not the data, and datasets prepared before it was recorded
+  hold none in their metadata. A builder without it falls back to its metadata
+  (``wrap_axis``, ``electrode_spacing_mm``), else ``None``.
+  """
   meta = builder.info.metadata or {}
   for key in ('class_names', 'grid_shape', 'sampling_rate_hz'):
     if key not in meta:
       raise DatasetError(f'{builder.info.full_name}: dataset metadata lacks {key!r}; '
                          'is this a builder of this project?')
+  geometry = getattr(builder, 'GRID_GEOMETRY', None)
+  if geometry is not None:
+    wrap_axis, spacing = geometry.wrap_axis, geometry.electrode_spacing_mm
+  else:
+    wrap_axis, spacing = meta.get('wrap_axis'), meta.get('electrode_spacing_mm')
+  if wrap_axis not in (None, 0, 1):
+    raise DatasetError(f'{builder.info.full_name}: wrap_axis={wrap_axis!r}; expected None, 0 '
+                       '(rows) or 1 (columns).')
   spec = DatasetSpec(
       name=builder.info.full_name.rsplit('/', 1)[0],
       version=str(builder.info.version),
@@ -83,6 +106,8 @@ def read_builder(builder) -> tuple[DatasetSpec, list[Trial]]:
       grid_shape=tuple(int(n) for n in meta['grid_shape']),
       sampling_rate_hz=float(meta['sampling_rate_hz']),
       synthetic=bool(meta.get('synthetic', False)),
+      wrap_axis=None if wrap_axis is None else int(wrap_axis),
+      electrode_spacing_mm=None if spacing is None else tuple(float(v) for v in spacing),
   )
   trials = []
   for split, source in builder.as_data_source().items():

@@ -36,6 +36,10 @@ from tfds_builders.capgmyo import recordings
 CapgMyoError = recordings.CapgMyoError
 
 GRID_SHAPE = (16, 8)
+# 8 modules around the forearm, one per column of the 16 x 8 image as in Geng et al.
+# (2016), so the 8 columns close round the arm. No source held here states the pitch
+# or the order of the 128 channels within a module: see README.md ("Grid geometry").
+GRID_GEOMETRY = schema.GridGeometry(wrap_axis=1, electrode_spacing_mm=None)
 SAMPLING_RATE_HZ = 1000.0
 TRIALS_PER_GESTURE = 10
 
@@ -159,6 +163,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   BUILDER_CONFIGS = list(_FULL_CONFIGS)
   DEFAULT_CONFIG_NAME = 'dba'
+  # Read from the code by the library, so datasets prepared without it load unchanged.
+  GRID_GEOMETRY = GRID_GEOMETRY
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Download the preprocessed archives of the database you need:
     DB-a: dba-preprocessed-001.zip ... dba-preprocessed-018.zip
@@ -188,7 +194,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         homepage='http://zju-capg.org/myo/data/',
         metadata=schema.trial_metadata(
             class_names=list(cfg.class_names), grid_shape=GRID_SHAPE,
-            sampling_rate_hz=SAMPLING_RATE_HZ, synthetic=False,
+            sampling_rate_hz=SAMPLING_RATE_HZ, synthetic=False, geometry=GRID_GEOMETRY,
             database=cfg.database,
             subjects=list(cfg.persons),
             sessions=[1, 2] if cfg.two_sessions else [1],

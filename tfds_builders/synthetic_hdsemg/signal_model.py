@@ -98,11 +98,23 @@ class SignalModel:
     return 0.05 + blobs.sum(axis=-1)
 
   def trial(self, subject: int, session: int, gesture: int, trial: int,
-            num_frames: int) -> np.ndarray:
-    """One trial, float32 ``(num_frames, H, W)``."""
+            num_frames: int, displacement: tuple[int, int] | None = None) -> np.ndarray:
+    """One trial, float32 ``(num_frames, H, W)``.
+
+    ``displacement = (dr, dc)`` replaces the session's random sub-electrode array
+    displacement by a whole-electrode one: the activity moves by ``dr`` rows and
+    ``dc`` columns (columns wrapping), so the session's activation pattern is the
+    undisplaced one shifted as `hdsemg_jax.preprocessing.grid_shift.shift_grid`
+    shifts frames, apart from what enters at the row edges (the array sees new
+    skin there, not a fill value). Channel gains stay with the electrodes.
+    ``None`` (default) keeps the random displacement, bit for bit as before.
+    """
     session_rng = self._rng(_SESSION, subject, session)
     row_shift = session_rng.uniform(-0.8, 0.8)
     col_shift = session_rng.choice([-1, 1]) * session_rng.uniform(0.25, 0.5)
+    if displacement is not None:
+      # Drawn above all the same, so the gains below keep their random streams.
+      row_shift, col_shift = float(displacement[0]), float(displacement[1])
     gain = (self.channel_gain(_SUBJECT, subject, 10_000, spread=0.25)
             * self.channel_gain(_SESSION, subject, session, 10_000, spread=0.2))
 
