@@ -15,17 +15,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from hdsemg_jax import checkpointing, models
+from hdsemg_jax import checkpointing, models, workdir
+from hdsemg_jax import config as config_lib
 from hdsemg_jax.evaluation import evaluate, voting
 from hdsemg_jax.reporting import results
-from hdsemg_jax.training import state as state_lib
+from hdsemg_jax.training import state as state_lib, steps
 
 INFO_FILE = 'model.json'
 WEIGHTS_DIR = 'weights'
@@ -35,7 +35,7 @@ WEIGHTS_DIR = 'weights'
 class ModelInfo:
   """What is needed to rebuild a saved model, and where it came from."""
   model: str
-  model_kwargs: dict[str, Any]
+  model_kwargs: dict[str, Any]  # The run's ``model.*`` keys (``name`` aside).
   num_classes: int
   grid_shape: tuple[int, int]
   class_names: tuple[str, ...]
@@ -45,6 +45,10 @@ class ModelInfo:
   seed: int
   # Evaluation predicts in batches of this size; predicting alike reproduces its classes exactly.
   eval_batch_size: int
+  # How the frames it was trained on were conditioned (models saved before these keys: unknown).
+  sampling_rate_hz: float | None = None
+  filters: tuple[str, ...] = ()
+  filter_mode: str = 'zero_phase'
 
 
 def save_model(directory: str, state: state_lib.TrainState, info: ModelInfo) -> None:
@@ -65,14 +69,20 @@ class Model:
   def __init__(self, info: ModelInfo, graphdef: nnx.GraphDef, params: nnx.State,
                batch_stats: nnx.State):
     self.info = info
-    self._params, self._batch_stats = params, batch_stats
+    self.graphdef, self.params, self.batch_stats = graphdef, params, batch_stats
+    # The compiled prediction that scored the model in its run.
+    self._classes = steps.make_predict(graphdef)
 
-    @jax.jit
-    def classes(params, batch_stats, x):
-      logits, _ = state_lib.apply_model(graphdef, params, batch_stats, x, train=False)
-      return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  def logits_fn(self) -> Callable[[jax.Array], jax.Array]:
+    """A pure ``frames (N, H, W) -> logits (N, G)`` in inference mode, closed over the weights.
 
-    self._classes = classes
+    For `jax.jit`, `jax.export` and converters (the running BatchNorm statistics).
+    """
+    graphdef, params, batch_stats = self.graphdef, self.params, self.batch_stats
+
+    def logits(frames: jax.Array) -> jax.Array:
+      return state_lib.apply_model(graphdef, params, batch_stats, frames, train=False)[0]
+    return logits
 
   @property
   def class_names(self) -> tuple[str, ...]:
@@ -84,7 +94,7 @@ class Model:
     if frames.ndim != 3 or tuple(frames.shape[1:]) != tuple(self.info.grid_shape):
       raise ValueError(f'frames must have shape (N, {self.info.grid_shape[0]}, '
                        f'{self.info.grid_shape[1]}); got {frames.shape}.')
-    return evaluate.predict_frames(lambda x: self._classes(self._params, self._batch_stats, x),
+    return evaluate.predict_frames(lambda x: self._classes(self.params, self.batch_stats, x),
                                    frames, self.info.eval_batch_size)
 
   def predict_vote(self, frames: np.ndarray, window: int) -> np.ndarray:
@@ -104,6 +114,7 @@ def read_info(directory: str) -> ModelInfo:
       raw = json.load(f)
     raw['grid_shape'] = tuple(raw['grid_shape'])
     raw['class_names'] = tuple(raw['class_names'])
+    raw['filters'] = tuple(raw.get('filters', ()))
     return ModelInfo(**raw)
   except (json.JSONDecodeError, TypeError, KeyError) as e:
     raise checkpointing.CheckpointError(f'{path}: not a model description ({e}).') from None
@@ -112,8 +123,10 @@ def read_info(directory: str) -> ModelInfo:
 def load_model_dir(directory: str) -> Model:
   """The model saved in ``directory`` by `save_model`."""
   info = read_info(directory)
-  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in info.model_kwargs.items()}
-  skeleton = models.build(info.model, info.num_classes, seed=0, **kwargs)
+  # Models saved before a model's keys were in the config had their defaults.
+  model_config = {**config_lib.default_config().model.to_dict(), **info.model_kwargs,
+                  'name': info.model}
+  skeleton = models.build_from_config(model_config, info.num_classes, info.grid_shape, seed=0)
   graphdef, params, batch_stats = state_lib.split_model(skeleton)
   like = {'params': checkpointing.to_tree(params),
           'batch_stats': checkpointing.to_tree(batch_stats)}
@@ -123,8 +136,7 @@ def load_model_dir(directory: str) -> Model:
                checkpointing.from_tree(tree['batch_stats'], batch_stats, weights))
 
 
-def load_model(workdir: str, fold: str, seed: int) -> Model:
-  """The final model of ``fold`` and ``seed`` of the experiment in ``workdir``."""
-  from hdsemg_jax import experiment  # Late: experiment imports this module.
-  return load_model_dir(experiment.pair_dir(workdir, experiment.MODEL_DIR, fold, int(seed)))
+def load_model(run_dir: str, fold: str, seed: int) -> Model:
+  """The final model of ``fold`` and ``seed`` of the experiment in ``run_dir``."""
+  return load_model_dir(workdir.model_dir(run_dir, fold, int(seed)))
 

@@ -32,7 +32,8 @@ import collections
 import dataclasses
 from typing import Any, Callable, Sequence
 
-from hdsemg_jax.data.trials import Trial
+from hdsemg_jax.config import Adaptation
+from hdsemg_jax.data.trials import DatasetSpec, Trial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,3 +214,25 @@ def make_folds(trials: Sequence[Trial], protocol_config: Any) -> list[Fold]:
     raise ValueError(f'protocol {name!r} has no folds for this data pool '
                      f'(subjects={protocol_config.subjects}, sessions={protocol_config.sessions}).')
   return folds
+
+
+def folds_for_run(trials: Sequence[Trial], protocol_config: Any,
+                  adapt: Adaptation) -> list[Fold]:
+  """The folds a run uses: `make_folds`, split for fine-tuning where ``adapt`` asks for it."""
+  folds = make_folds(trials, protocol_config)
+  if adapt.splits_folds:
+    folds = [split_for_finetune(f, trials, adapt.finetune_trials) for f in folds]
+  return folds
+
+
+def describe_folds(spec: DatasetSpec, trials: Sequence[Trial], folds: Sequence[Fold]) -> str:
+  """The fold table as text, every role's trials listed."""
+  lines = [f'{spec.name} ({"synthetic" if spec.synthetic else "recorded"}), '
+           f'{len(trials)} trials, {len(folds)} folds']
+  for fold in folds:
+    lines.append(f'fold {fold.id}:')
+    lines.append(f'  train ({len(fold.train)}): {" ".join(fold.train)}')
+    lines.append(f'  test  ({len(fold.test)}): {" ".join(fold.test)}')
+    if fold.finetune:
+      lines.append(f'  finetune ({len(fold.finetune)}): {" ".join(fold.finetune)}')
+  return '\n'.join(lines)

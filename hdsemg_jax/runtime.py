@@ -1,13 +1,14 @@
 """Process-level JAX settings shared by the command-line tools and tests.
 
-The compilation cache, the CPU's device count, several hosts, and the resolution
-of a config's ``parallel`` and ``num_cpu_devices`` (`configure_devices`), which
-must happen before JAX starts.
+The compilation cache, the CPU's device count, several hosts, the resolution of a
+run's ``parallel`` and ``num_cpu_devices`` (`configure_devices`, which must happen
+before JAX starts), and quieter library logs (`quiet_library_logs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from typing import Any
@@ -76,15 +77,6 @@ def initialize_distributed() -> bool:
   return True
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceSettings:
-  """The resolved ``parallel`` and ``num_cpu_devices`` of a run, and what JAX then sees."""
-  parallel: str
-  num_cpu_devices: int
-  num_devices: int
-  num_processes: int
-
-
 def _set_num_cpu_devices(requested: str) -> int:
   requested = str(requested).strip()
   if requested != 'auto' and not (requested.isdigit() and int(requested) >= 1):
@@ -104,25 +96,54 @@ def _set_num_cpu_devices(requested: str) -> int:
   return n
 
 
-def configure_devices(config: Any) -> DeviceSettings:
-  """Resolves ``config.parallel`` and ``config.num_cpu_devices`` and writes them back.
+@dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+  """The resolved ``parallel`` and ``num_cpu_devices`` of a run, and what JAX then sees."""
+  parallel: str
+  num_cpu_devices: int
+  num_devices: int
+  num_processes: int
+
+
+def configure_devices(parallel: str, num_cpu_devices: str) -> DeviceSettings:
+  """Sets up this process's devices for a run and resolves ``parallel``.
 
   Run before JAX initialises (experiments.main does) so that ``num_cpu_devices``
-  takes effect: it sets how many host devices XLA splits the CPU into, starts
-  `jax.distributed` on several hosts, and only then looks at the devices to
-  resolve ``parallel='auto'`` (``sharding`` with several devices, else ``none``).
-  The resolved values replace ``'auto'`` in ``config``, so config.json records
-  them and a resumed run must resolve to the same ones. Safe to call again.
+  ('auto' or N) takes effect: it sets how many host devices XLA splits the CPU
+  into, starts `jax.distributed` on several hosts, and only then looks at the
+  devices to resolve ``parallel='auto'`` (``sharding`` with several devices, else
+  ``none``). Safe to call again.
   """
-  from hdsemg_jax.training import parallel  # Imports nothing that starts JAX.
-  num_cpu_devices = _set_num_cpu_devices(config.get('num_cpu_devices', 'auto'))
+  from hdsemg_jax.training.parallel import resolve_mode  # Imports nothing that starts JAX.
+  cpu_devices = _set_num_cpu_devices(num_cpu_devices)
   initialize_distributed()
   num_devices = jax.device_count()
-  mode = parallel.resolve_mode(str(config.get('parallel', 'auto')), num_devices)
-  with config.unlocked():
-    config.parallel = mode
-    config.num_cpu_devices = str(num_cpu_devices)
-    if 'seed_parallel' not in config:
-      config.seed_parallel = False
-  return DeviceSettings(parallel=mode, num_cpu_devices=num_cpu_devices, num_devices=num_devices,
+  return DeviceSettings(parallel=resolve_mode(str(parallel), num_devices),
+                        num_cpu_devices=cpu_devices, num_devices=num_devices,
                         num_processes=jax.process_count())
+
+
+class _DropLibraryInfo(logging.Filter):
+  """Drops INFO and DEBUG records logged from inside the noisy libraries' own files."""
+
+  def __init__(self, fragments: tuple[str, ...]):
+    super().__init__()
+    self.fragments = fragments
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.WARNING:
+      return True
+    path = record.pathname.replace(os.sep, '/')
+    return not any(f in path for f in self.fragments)
+
+
+# Orbax logs dozens of INFO lines per checkpoint through absl; they are not progress.
+NOISY_LIBRARIES = ('/orbax/', '/tensorflow_datasets/', '/etils/', '/jax/_src/')
+
+
+def quiet_library_logs() -> None:
+  """Keeps the libraries' INFO logs out of the console; this project's progress stays."""
+  from absl import logging as absl_logging
+  handler = absl_logging.get_absl_handler()
+  if not any(isinstance(f, _DropLibraryInfo) for f in handler.filters):
+    handler.addFilter(_DropLibraryInfo(NOISY_LIBRARIES))

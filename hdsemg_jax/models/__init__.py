@@ -1,44 +1,77 @@
-"""Models by name: ``build(name, num_classes, **config)``."""
+"""Models by name: ``build_from_config(model_config, num_classes, grid_shape, seed)``.
+
+``build(name, num_classes, seed=..., **kwargs)`` is the same with explicit arguments.
+
+Each registered model reads exactly the ``model.*`` keys it names in `MODEL_KEYS`;
+the config tree holds the keys of every model (the unused ones of the others are
+ignored), and a key that no model takes is an error (`check_model_keys`).
+"""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
-from absl import logging
 from flax import nnx
 
 from hdsemg_jax.models.all_convnet import AllConvNet
 from hdsemg_jax.models.geng_convnet import GengConvNet
 
-MODELS: dict[str, Callable[..., nnx.Module]] = {
+# Keys every network takes.
+_COMMON = ('bn_momentum', 'bn_epsilon', 'conv_impl', 'batchnorm_grad')
+# The model.* keys each model reads (besides ``name``).
+MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    'all_convnet': ('features', 'kernel_sizes', 'strides', *_COMMON),
+    'geng_convnet': ('conv_features', 'local_features', 'dense_features', 'dropout',
+                     'dropout_layers', *_COMMON),
+}
+_TAKES_GRID = {'geng_convnet'}
+_CLASSES: dict[str, Callable[..., nnx.Module]] = {
     'all_convnet': AllConvNet,
     'geng_convnet': GengConvNet,
 }
 
 
+def check_name(name: str) -> str:
+  if name not in _CLASSES:
+    raise ValueError(f'model.name={name!r} is not known (known: {", ".join(sorted(_CLASSES))}).')
+  return name
+
+
+def check_model_keys(model_config: Mapping[str, Any],
+                     extra_keys: Sequence[str] = ()) -> None:
+  """A ``model.*`` key that no registered model (nor ``extra_keys``) reads is an error."""
+  known = {'name', *extra_keys, *(k for keys in MODEL_KEYS.values() for k in keys)}
+  unknown = sorted(set(model_config) - known)
+  if unknown:
+    raise ValueError(f'model.{unknown[0]} is not a key of any model (model keys: '
+                     f'{", ".join(sorted(known))}).')
+
+
+def _value(value: Any) -> Any:
+  # Config lists (from JSON or the command line) are tuples to the models.
+  return tuple(value) if isinstance(value, list) else value
+
+
+def build_from_config(model_config: Mapping[str, Any], num_classes: int,
+                      grid_shape: Sequence[int], seed: int) -> nnx.Module:
+  """Model ``model_config['name']`` with its own keys, parameters drawn from ``seed``."""
+  name = check_name(model_config['name'])
+  missing = [k for k in MODEL_KEYS[name] if k not in model_config]
+  if missing:
+    raise ValueError(f'model.name={name!r} needs model.{missing[0]}, which the config lacks.')
+  kwargs = {k: _value(model_config[k]) for k in MODEL_KEYS[name]}
+  if name in _TAKES_GRID:
+    kwargs['grid_shape'] = tuple(int(n) for n in grid_shape)
+  return build(name, num_classes, seed=seed, **kwargs)
+
+
 def build(name: str, num_classes: int, *, seed: int, **kwargs: Any) -> nnx.Module:
-  """Builds model ``name`` with parameters drawn from ``seed``."""
-  if name not in MODELS:
-    raise ValueError(f'model.name={name!r} is not known (known: {", ".join(sorted(MODELS))}).')
-  model_class = MODELS[name]
-  # One config tree serves every model (e.g. the default's all_convnet widths while
-  # model.name=geng_convnet, or a grid_shape that only some models need), so each model
-  # takes the keys its constructor names and the rest are set aside, visibly.
-  # A class's own __init__: nnx's metaclass shows only (*args, **kwargs) for the class.
-  init = model_class.__init__ if inspect.isclass(model_class) else model_class
-  accepted = inspect.signature(init).parameters
-  if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-    ignored = sorted(k for k in kwargs if k not in accepted)
-    if ignored:
-      logging.info('model %s ignores config keys %s.', name, ', '.join(ignored))
-    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-  return model_class(num_classes, rngs=nnx.Rngs(params=seed, dropout=seed), **kwargs)
+  """Model ``name`` built with exactly ``kwargs`` (its constructor's own arguments)."""
+  return _CLASSES[check_name(name)](num_classes, rngs=nnx.Rngs(params=seed, dropout=seed),
+                                    **kwargs)
 
 
 def num_params(model: nnx.Module) -> int:
   """The number of trainable parameters."""
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-
-

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hdsemg_jax.models import batch_norm, layers
+from hdsemg_jax import ops
+from hdsemg_jax.models import layers
 
 
 class AllConvNet(nnx.Module):
@@ -40,13 +41,13 @@ class AllConvNet(nnx.Module):
                        f'entry per hidden layer; got {len(features)}, {len(kernel_sizes)}, '
                        f'{len(strides)}.')
     norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, grad=batchnorm_grad, rngs=rngs)
-    self.input_norm = batch_norm.BatchNorm(in_channels, **norm)
+    self.input_norm = ops.BatchNorm(in_channels, **norm)
     widths = [in_channels, *features]
     self.convs = nnx.List([
         layers.conv(widths[i], widths[i + 1], kernel_sizes[i], strides[i], use_bias=False,
                     conv_impl=conv_impl, rngs=rngs)
         for i in range(len(features))])
-    self.norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in features])
+    self.norms = nnx.List([ops.BatchNorm(w, **norm) for w in features])
     self.head = layers.conv(widths[-1], num_classes, 1, 1, use_bias=True,
                             conv_impl=conv_impl, rngs=rngs)
 
@@ -58,3 +59,7 @@ class AllConvNet(nnx.Module):
     for conv, norm in zip(self.convs, self.norms):
       x = nnx.relu(norm(conv(x)))
     return jnp.mean(self.head(x), axis=(1, 2))
+
+  def norms_in_call_order(self) -> list[nnx.BatchNorm]:
+    """The BatchNorm layers in the order a forward pass calls them (AdaBN adapts them so)."""
+    return [self.input_norm, *self.norms]

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hdsemg_jax.models import batch_norm, layers
+from hdsemg_jax import ops
+from hdsemg_jax.models import layers
 
 
 class LocallyConnected1x1(nnx.Module):
@@ -65,24 +66,24 @@ class GengConvNet(nnx.Module):
                        f'of dense layers ({len(dense_features)}).')
     height, width = (int(s) for s in grid_shape)
     norm = dict(momentum=bn_momentum, epsilon=bn_epsilon, grad=batchnorm_grad, rngs=rngs)
-    self.input_norm = batch_norm.BatchNorm(in_channels, **norm)
+    self.input_norm = ops.BatchNorm(in_channels, **norm)
     widths = [in_channels, *conv_features]
     self.convs = nnx.List([
         layers.conv(widths[i], widths[i + 1], 3, 1, use_bias=False, conv_impl=conv_impl,
                     rngs=rngs)
         for i in range(len(conv_features))])
-    self.conv_norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in conv_features])
+    self.conv_norms = nnx.List([ops.BatchNorm(w, **norm) for w in conv_features])
     widths = [widths[-1], *local_features]
     self.locals = nnx.List([
         LocallyConnected1x1((height, width), widths[i], widths[i + 1], rngs=rngs)
         for i in range(len(local_features))])
-    self.local_norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in local_features])
+    self.local_norms = nnx.List([ops.BatchNorm(w, **norm) for w in local_features])
     widths = [height * width * widths[-1], *dense_features]
     self.denses = nnx.List([
         nnx.Linear(widths[i], widths[i + 1], use_bias=False, kernel_init=layers.KERNEL_INIT,
                    rngs=rngs)
         for i in range(len(dense_features))])
-    self.dense_norms = nnx.List([batch_norm.BatchNorm(w, **norm) for w in dense_features])
+    self.dense_norms = nnx.List([ops.BatchNorm(w, **norm) for w in dense_features])
     # No rngs stored in the layer: the train step passes a fresh key per step at call time,
     # and a stored RNG stream would be state outside the (params, batch_stats) split.
     self.dropout = nnx.Dropout(dropout)
@@ -104,3 +105,7 @@ class GengConvNet(nnx.Module):
       if i < self.dropout_layers:
         x = self.dropout(x, rngs=rngs)
     return self.head(x)
+
+  def norms_in_call_order(self) -> list[nnx.BatchNorm]:
+    """The BatchNorm layers in the order a forward pass calls them (AdaBN adapts them so)."""
+    return [self.input_norm, *self.conv_norms, *self.local_norms, *self.dense_norms]

@@ -19,12 +19,17 @@ import re
 import textwrap
 from typing import Any, Callable, Sequence
 
-import matplotlib
+import numpy as np
+# Figures drawn on their own Agg canvas: no pyplot, so importing this module never changes
+# the backend of a notebook or another program that has its own.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use('Agg')  # Files only: no display on training machines.
 
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-import numpy as np  # noqa: E402
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, Any]:
+  fig = Figure(figsize=figsize)
+  FigureCanvasAgg(fig)
+  return fig, fig.add_subplot()
 
 
 def _group(rows: Sequence[dict[str, Any]],
@@ -54,7 +59,6 @@ def _save(fig: Any, path: str) -> str:
   fig.tight_layout()
   tmp = f'{path}.tmp{os.getpid()}.png'
   fig.savefig(tmp, dpi=120)
-  plt.close(fig)
   os.replace(tmp, path)
   return path
 
@@ -69,7 +73,7 @@ def plot_per_fold(rows: Sequence[dict[str, Any]], path: str, title: str,
   folds = list(dict.fromkeys(r['fold'] for r in rows))
   groups = _group(rows, series_key)
   series = [(g, name, get) for g in groups for name, get in metrics]
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(folds) * len(series) ** 0.5 + 3), 4))
+  fig, ax = _figure((max(6.0, 0.6 * len(folds) * len(series) ** 0.5 + 3), 4))
   width = 0.8 / len(series)
   x = np.arange(len(folds))
   for i, (g, name, get) in enumerate(series):
@@ -90,11 +94,12 @@ def plot_per_fold(rows: Sequence[dict[str, Any]], path: str, title: str,
 
 
 def plot_vote_windows(rows: Sequence[dict[str, Any]], path: str, title: str,
-                      series_key: Callable[[dict[str, Any]], Any]) -> str | None:
+                      series_key: Callable[[dict[str, Any]], Any],
+                      sampling_rate_hz: float | None = None) -> str | None:
   windows = [w for w in _windows(rows) if w.isdigit()]
   if not windows:
     return None
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig, ax = _figure((6, 4.4))
   for g, group in _group(rows, series_key).items():
     by_fold = _group(group, lambda r: r['fold'])
     # Seeds averaged within a fold first, so the spread is between folds, as in the tables.
@@ -106,20 +111,28 @@ def plot_vote_windows(rows: Sequence[dict[str, Any]], path: str, title: str,
                 marker='o', capsize=3, label=str(g))
   ax.set_xscale('log')
   ax.set_xlabel('majority-vote window (frames)')
+  if sampling_rate_hz:
+    rate = float(sampling_rate_hz)
+    top = ax.secondary_xaxis('top', functions=(lambda f: f * 1000.0 / rate,
+                                               lambda ms: ms * rate / 1000.0))
+    top.set_xlabel(f'window (ms at {rate:g} Hz)', fontsize=8)
   ax.set_ylabel('accuracy (%)')
   ax.set_title(f'{title}\nmean over folds, error bars: sample std over folds', fontsize=9)
   ax.legend(fontsize=7)
   return _save(fig, path)
 
 
-def plot_confusion(rows: Sequence[dict[str, Any]], path: str, title: str) -> str | None:
+def plot_confusion(rows: Sequence[dict[str, Any]], path: str, title: str,
+                   class_names: Sequence[str] | None = None) -> str | None:
   matrices = [np.asarray(r['confusion_matrix'], float) for r in rows if r.get('confusion_matrix')]
   if not matrices or len({m.shape for m in matrices}) != 1:
     return None  # Nothing to draw, or runs of different class counts: no single matrix.
   total = np.sum(matrices, axis=0)
   norm = total / np.maximum(total.sum(axis=1, keepdims=True), 1)
   n = len(norm)
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * n + 2), max(3.5, 0.35 * n + 1.5)))
+  names = list(class_names) if class_names is not None and len(class_names) == n else None
+  wide = max(len(c) for c in names) if names else 2
+  fig, ax = _figure((max(4.0, 0.35 * n + 2 + 0.06 * wide), max(3.5, 0.35 * n + 1.5 + 0.06 * wide)))
   image = ax.imshow(norm, vmin=0, vmax=1, cmap='Blues')
   fig.colorbar(image, ax=ax, fraction=0.046)
   if n <= 20:
@@ -127,9 +140,10 @@ def plot_confusion(rows: Sequence[dict[str, Any]], path: str, title: str) -> str
       for j in range(n):
         ax.text(j, i, f'{norm[i, j]:.2f}', ha='center', va='center', fontsize=6,
                 color='white' if norm[i, j] > 0.5 else 'black')
-  ticks = range(n) if n <= 20 else range(0, n, 5)
-  ax.set_xticks(ticks)
-  ax.set_yticks(ticks)
+  ticks = list(range(n) if n <= 20 or names else range(0, n, 5))
+  ax.set_xticks(ticks, [names[i] for i in ticks] if names else ticks,
+                rotation=45 if names else 0, ha='right' if names else 'center', fontsize=7)
+  ax.set_yticks(ticks, [names[i] for i in ticks] if names else ticks, fontsize=7)
   ax.set_xlabel('predicted class')
   ax.set_ylabel('true class')
   ax.set_title(textwrap.fill(title, 40) + f'\nsummed over {len(matrices)} fold/seed runs, '
@@ -139,20 +153,29 @@ def plot_confusion(rows: Sequence[dict[str, Any]], path: str, title: str) -> str
 
 def write_plots(rows: Sequence[dict[str, Any]], out_dir: str, title: str, *,
                 series_key: Callable[[dict[str, Any]], Any] | None = None,
-                prefix: str = '') -> list[str]:
-  """Writes the PNGs of ``rows`` into ``out_dir``; returns the paths written."""
+                prefix: str = '', class_names: Sequence[str] | None = None,
+                synthetic: bool = False, sampling_rate_hz: float | None = None) -> list[str]:
+  """Writes the PNGs of ``rows`` into ``out_dir``; returns the paths written.
+
+  ``class_names`` label the confusion matrices; ``sampling_rate_hz`` adds the vote
+  windows in milliseconds; ``synthetic`` marks every title.
+  """
+  if synthetic:
+    title += ' (synthetic data)'
   if not rows:
     return []
   key = series_key or (lambda r: r.get('model', ''))
   os.makedirs(out_dir, exist_ok=True)
   paths = [plot_per_fold(rows, os.path.join(out_dir, f'{prefix}per_fold.png'), title, key)]
   paths.append(plot_vote_windows(rows, os.path.join(out_dir, f'{prefix}vote_windows.png'), title,
-                                 key))
+                                 key, sampling_rate_hz))
   groups = len({key(r) for r in rows})
   for protocol, group in _group(rows, lambda r: r.get('protocol', '')).items():
     for g, series_rows in _group(group, key).items():
       name = _safe(protocol) + (f'_{_safe(g)}' if groups > 1 else '')
+      # The run's title already names its protocol and model where it has one.
+      extra = [x for x in (protocol, g if groups > 1 else '') if x and str(x) not in title]
       paths.append(plot_confusion(
           series_rows, os.path.join(out_dir, f'{prefix}confusion_{name}.png'),
-          f'{title}: {protocol}' + (f', {g}' if groups > 1 else '')))
+          ', '.join([title, *map(str, extra)]), class_names))
   return [p for p in paths if p]

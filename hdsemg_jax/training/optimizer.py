@@ -7,6 +7,9 @@ divided by 10 at each boundary, given as fractions of the training run.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Sequence
+
 import jax
 import optax
 
@@ -38,3 +41,61 @@ def sgd_recipe(*, learning_rate: float, momentum: float, weight_decay: float,
       optax.add_decayed_weights(weight_decay, mask=kernel_mask),
       optax.sgd(schedule, momentum=momentum),
   )
+
+
+def only_trainable(tx: optax.GradientTransformation,
+                   trainable: Sequence[str]) -> optax.GradientTransformation:
+  """``tx`` on the parameters under the top-level names ``trainable``; the rest stay fixed.
+
+  Frozen parameters get zero updates (so no weight decay and no momentum either).
+  """
+  names = set(trainable)
+
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: 'train' if str(getattr(path[0], 'key', path[0])) in names else 'freeze',
+        params)
+
+  return optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()}, labels)
+
+
+def check_trainable(params: Any, names: Sequence[str] | str) -> tuple[str, ...] | None:
+  """``adapt.finetune_layers`` as top-level parameter names (None: all); unknown names fail."""
+  if isinstance(names, str):
+    names = (names,)
+  names = tuple(str(n) for n in names)
+  if names == ('all',):
+    return None
+  known = sorted({str(getattr(path[0], 'key', path[0]))
+                  for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]})
+  unknown = [n for n in names if n not in known]
+  if unknown or not names:
+    raise ValueError(f"adapt.finetune_layers: {unknown or names} are not top-level parameter "
+                     f"names of this model (known: {', '.join(known)}; or 'all').")
+  return names
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """Everything an optimizer is made of, hashable: equal recipes give equal programs."""
+  learning_rate: float
+  momentum: float
+  weight_decay: float
+  lr_boundaries: tuple[float, ...]
+  total_steps: int
+  trainable: tuple[str, ...] | None = None  # Top-level parameter names; None: all.
+
+  @classmethod
+  def from_config(cls, train_config: Any, total_steps: int,
+                  trainable: Sequence[str] | None = None) -> Recipe:
+    """The recipe of ``train_config`` (``train.*``) over ``total_steps``."""
+    return cls(float(train_config.learning_rate), float(train_config.momentum),
+               float(train_config.weight_decay),
+               tuple(float(b) for b in train_config.lr_boundaries), int(total_steps),
+               None if trainable is None else tuple(trainable))
+
+  def build(self) -> optax.GradientTransformation:
+    tx = sgd_recipe(learning_rate=self.learning_rate, momentum=self.momentum,
+                    weight_decay=self.weight_decay, lr_boundaries=self.lr_boundaries,
+                    total_steps=self.total_steps)
+    return tx if self.trainable is None else only_trainable(tx, self.trainable)

@@ -41,7 +41,6 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from hdsemg_jax.models import conv_impls
 from hdsemg_jax.training import state as state_lib, steps
 
 MODES = ('auto', 'none', 'pmap', 'sharding')
@@ -169,12 +168,14 @@ class Plan:
     return with_batchnorm_axis(graphdef, params, batch_stats, AXIS)
 
   def compile_train_step(self, graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
-                         stacked: bool = False, batch_size: int | None = None) -> steps.TrainStep:
+                         stacked: bool = False,
+                         compiler_options: dict[str, Any] | None = None) -> steps.TrainStep:
     """`steps.train_step_fn` compiled for this plan (the state donated).
 
     ``graphdef`` is `train_graphdef`'s. ``stacked``: vmapped over a leading seed
     axis of the state and of the batch indices; frames and labels are shared.
-    ``batch_size``: the global batch, if known (it picks CPU compiler options).
+    ``compiler_options``: XLA's (`hdsemg_jax.ops.train_compiler_options`); `jax.pmap`
+    takes none, so under ``pmap`` they are ignored.
     """
     axis_name = AXIS if self.mode == 'pmap' else None
     batch_sharding = NamedSharding(self.mesh, P(AXIS)) if self.mode == 'sharding' else None
@@ -185,8 +186,7 @@ class Plan:
     if self.mode == 'pmap':
       # jax.pmap takes no compiler options: XLA's defaults.
       return jax.pmap(fn, axis_name=AXIS, donate_argnums=0)
-    options = conv_impls.train_compiler_options(
-        graphdef, None if batch_size is None else batch_size // self.num_devices)
+    options = compiler_options
     if self.mode == 'none':
       return jax.jit(fn, donate_argnums=0, compiler_options=options)
     replicated = NamedSharding(self.mesh, P())
@@ -204,9 +204,9 @@ class Plan:
     """
     if self.mesh is None:
       predict = steps.make_predict(graphdef)
-      return lambda x: predict(state, x)
+      return lambda x: predict(state.params, state.batch_stats, x)
     body = steps.predict_fn(graphdef)  # Running statistics: no cross-device BatchNorm.
-    replicated = self.replicate(state)
+    replicated = self.replicate((state.params, state.batch_stats))
     n = self.num_devices
     split = NamedSharding(self.mesh, P(AXIS))
     compiled = (jax.pmap(body, axis_name=AXIS) if self.mode == 'pmap' else
@@ -221,7 +221,7 @@ class Plan:
                                               lambda index: x[index])
       else:
         placed = jax.make_array_from_callback(x.shape, split, lambda index: x[index])
-      out = compiled(replicated, placed)
+      out = compiled(*replicated, placed)
       if jax.process_count() > 1:
         from jax.experimental import multihost_utils
         out = multihost_utils.process_allgather(out, tiled=True)

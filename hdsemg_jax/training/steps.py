@@ -11,14 +11,13 @@ and ``batch_sharding`` says how the gathered batch is laid out on a mesh.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from hdsemg_jax.models import conv_impls
 from hdsemg_jax.training.state import TrainState, apply_model
 
 TrainStep = Callable[[TrainState, jax.Array, jax.Array, jax.Array], tuple[TrainState, dict]]
@@ -68,14 +67,13 @@ def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    batch_size: int | None = None) -> TrainStep:
+                    compiler_options: dict[str, Any] | None = None) -> TrainStep:
   """The train step compiled with `jax.jit` for one device, the state donated.
 
-  ``batch_size`` (frames per step, if known) picks the compiler options on CPU
-  (`conv_impls.train_compiler_options`).
+  ``compiler_options``: XLA's, e.g. `hdsemg_jax.ops.train_compiler_options`'s.
   """
   return jax.jit(train_step_fn(graphdef, tx), donate_argnums=0,
-                 compiler_options=conv_impls.train_compiler_options(graphdef, batch_size))
+                 compiler_options=compiler_options)
 
 
 # On CPU, prediction runs over slices of this many frames (a loop inside the compiled
@@ -84,9 +82,11 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
 CPU_PREDICT_CHUNK = 256
 
 
-def predict_fn(graphdef: nnx.GraphDef,
-               chunk: int | None = None) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """The pure ``(state, frames) -> predicted classes`` with the running BN statistics.
+Predict = Callable[[Any, Any, jax.Array], jax.Array]
+
+
+def predict_fn(graphdef: nnx.GraphDef, chunk: int | None = None) -> Predict:
+  """The pure ``(params, batch_stats, frames) -> predicted classes`` (running BN statistics).
 
   ``chunk``: frames per slice of a larger batch (default: `CPU_PREDICT_CHUNK` on CPU,
   none elsewhere, where one wide batch keeps the device busy); 0 for none.
@@ -94,23 +94,25 @@ def predict_fn(graphdef: nnx.GraphDef,
   if chunk is None:
     chunk = CPU_PREDICT_CHUNK if jax.default_backend() == 'cpu' else 0
 
-  def classes(state: TrainState, x: jax.Array) -> jax.Array:
-    logits, _ = apply_model(graphdef, state.params, state.batch_stats, x, train=False)
+  def classes(params: Any, batch_stats: Any, x: jax.Array) -> jax.Array:
+    logits, _ = apply_model(graphdef, params, batch_stats, x, train=False)
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
-  def predict(state: TrainState, x: jax.Array) -> jax.Array:
+  def predict(params: Any, batch_stats: Any, x: jax.Array) -> jax.Array:
     n = x.shape[0]
     if not chunk or n < 2 * chunk:
-      return classes(state, x)
+      return classes(params, batch_stats, x)
     head = n - n % chunk
-    sliced = jax.lax.map(lambda xs: classes(state, xs),
+    sliced = jax.lax.map(lambda xs: classes(params, batch_stats, xs),
                          x[:head].reshape(head // chunk, chunk, *x.shape[1:]))
-    parts = [sliced.reshape(head)] + ([classes(state, x[head:])] if head < n else [])
+    parts = [sliced.reshape(head)]
+    if head < n:
+      parts.append(classes(params, batch_stats, x[head:]))
     return jnp.concatenate(parts)
 
   return predict
 
 
-def make_predict(graphdef: nnx.GraphDef) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """A compiled ``(state, frames) -> predicted classes`` with the running BN statistics."""
+def make_predict(graphdef: nnx.GraphDef) -> Predict:
+  """`predict_fn` compiled: ``(params, batch_stats, frames) -> predicted classes``."""
   return jax.jit(predict_fn(graphdef))

@@ -12,7 +12,6 @@ from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import numpy as np
-import optax
 from absl import logging
 from flax import nnx
 
@@ -44,22 +43,6 @@ def steps_per_epoch(num_examples: int, batch_size: int, what: str) -> int:
   return n
 
 
-def only_trainable(tx: optax.GradientTransformation,
-                   trainable: Sequence[str]) -> optax.GradientTransformation:
-  """``tx`` on the parameters under the top-level names ``trainable``; the rest stay fixed.
-
-  Frozen parameters get zero updates (so no weight decay and no momentum either).
-  """
-  names = set(trainable)
-
-  def labels(params):
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: 'train' if str(getattr(path[0], 'key', path[0])) in names else 'freeze',
-        params)
-
-  return optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()}, labels)
-
-
 class Checkpoints(Protocol):
   """Where `fit` saves and resumes (see `hdsemg_jax.checkpointing.TrainCheckpoints`)."""
 
@@ -68,34 +51,14 @@ class Checkpoints(Protocol):
   def restore(self, like: state_lib.TrainState) -> state_lib.TrainState | None: ...
 
 
-def optimizer_for(train_config: Any, total_steps: int,
-                  trainable: Sequence[str] | None = None) -> optax.GradientTransformation:
-  """The configured recipe over ``total_steps``, on the ``trainable`` parameters only."""
-  return _optimizer(_optimizer_key(train_config, total_steps, trainable))
-
-
-def _optimizer_key(cfg: Any, total_steps: int, trainable: Sequence[str] | None) -> tuple:
-  # Everything the optimizer is made of, hashable: equal keys give equal programs.
-  return (float(cfg.learning_rate), float(cfg.momentum), float(cfg.weight_decay),
-          tuple(float(b) for b in cfg.lr_boundaries), int(total_steps),
-          None if trainable is None else tuple(trainable))
-
-
-def _optimizer(key: tuple) -> optax.GradientTransformation:
-  learning_rate, momentum, weight_decay, lr_boundaries, total_steps, trainable = key
-  tx = optimizer.sgd_recipe(learning_rate=learning_rate, momentum=momentum,
-                            weight_decay=weight_decay, lr_boundaries=lr_boundaries,
-                            total_steps=total_steps)
-  return tx if trainable is None else only_trainable(tx, trainable)
-
-
 @functools.lru_cache(maxsize=16)
-def _compiled_step(plan: parallel.Plan, graphdef: nnx.GraphDef, optimizer_key: tuple,
-                   stacked: bool, batch_size: int) -> steps.TrainStep:
-  # One compiled program per (plan, model graph, optimizer, stacking, batch): the seeds of
+def _compiled_step(plan: parallel.Plan, graphdef: nnx.GraphDef,
+                   recipe: optimizer.Recipe, stacked: bool,
+                   compiler_options: tuple[tuple[str, Any], ...]) -> steps.TrainStep:
+  # One compiled program per (plan, model graph, optimizer, stacking, options): the seeds of
   # a fold share it, so a fold's phase compiles once however many seeds run one after another.
-  return plan.compile_train_step(graphdef, _optimizer(optimizer_key), stacked=stacked,
-                                 batch_size=batch_size)
+  return plan.compile_train_step(graphdef, recipe.build(), stacked=stacked,
+                                 compiler_options=dict(compiler_options) or None)
 
 
 def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config: Any, seed: int,
@@ -104,6 +67,7 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
         checkpoints: Checkpoints | None = None, every_steps: int = 0,
         trainable: Sequence[str] | None = None,
         plan: parallel.Plan | None = None,
+        compiler_options: dict[str, Any] | None = None,
         ) -> tuple[nnx.GraphDef, state_lib.TrainState]:
   """Trains ``model`` on ``frames``/``labels`` with the configured recipe; returns its state.
 
@@ -120,12 +84,13 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
 
   ``plan`` (default: one device) says how the devices share each global batch of
   ``train_config.batch_size`` frames (`parallel.Plan`); the returned state is one
-  device's copy whatever the plan.
+  device's copy whatever the plan. ``compiler_options``: XLA's, for the train step
+  (`hdsemg_jax.ops.train_compiler_options`).
   """
   graphdef, states = _fit([model], frames, labels, train_config, [seed], stacked=False,
                           name=name, on_epoch=None if on_epoch is None else [on_epoch],
                           checkpoints=checkpoints, every_steps=every_steps, trainable=trainable,
-                          plan=plan)
+                          plan=plan, compiler_options=compiler_options)
   return graphdef, states[0]
 
 
@@ -135,6 +100,7 @@ def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarr
               checkpoints: Checkpoints | None = None, every_steps: int = 0,
               trainable: Sequence[str] | None = None,
               plan: parallel.Plan | None = None,
+              compiler_options: dict[str, Any] | None = None,
               ) -> tuple[nnx.GraphDef, list[state_lib.TrainState]]:
   """`fit` of one model per seed, all trained at once in one vmapped program.
 
@@ -150,7 +116,7 @@ def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarr
                      f'{list(seeds)}.')
   return _fit(models, frames, labels, train_config, seeds, stacked=True, name=name,
               on_epoch=on_epoch, checkpoints=checkpoints, every_steps=every_steps,
-              trainable=trainable, plan=plan)
+              trainable=trainable, plan=plan, compiler_options=compiler_options)
 
 
 def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, cfg: Any,
@@ -158,6 +124,7 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
          on_epoch: Sequence[Callable[[int, dict[str, float]], None]] | None,
          checkpoints: Checkpoints | None, every_steps: int,
          trainable: Sequence[str] | None, plan: parallel.Plan | None,
+         compiler_options: dict[str, Any] | None,
          ) -> tuple[nnx.GraphDef, list[state_lib.TrainState]]:
   plan = plan or parallel.Plan()
   if every_steps < 0:
@@ -165,8 +132,8 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
   num_steps = steps_per_epoch(len(frames), cfg.batch_size, name)
   plan.check_batch(cfg.batch_size, 'train.batch_size')
   total_steps = cfg.epochs * num_steps
-  optimizer_key = _optimizer_key(cfg, total_steps, trainable)
-  tx = _optimizer(optimizer_key)
+  recipe = optimizer.Recipe.from_config(cfg, total_steps, trainable)
+  tx = recipe.build()
   created = [state_lib.create(model, tx, seed) for model, seed in zip(models, seeds)]
   graphdef = created[0][0]
   if any(g != graphdef for g, _ in created[1:]):
@@ -182,7 +149,8 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
         raise ValueError(f'{name}: the checkpoint is at step {start_step}, past the '
                          f'{total_steps} steps of this config.')
       logging.info('%s: resumed from checkpoint at step %d', name, start_step)
-  train_step = _compiled_step(plan, step_graphdef, optimizer_key, stacked, cfg.batch_size)
+  train_step = _compiled_step(plan, step_graphdef, recipe, stacked,
+                              tuple(sorted((compiler_options or {}).items())))
   # The dataset goes to the device(s) once; each step gathers its batch there.
   state = plan.replicate(state)
   frames_on_device, labels_on_device = plan.replicate(frames), plan.replicate(labels)

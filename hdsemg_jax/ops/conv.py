@@ -8,9 +8,6 @@ mathematics and differ only in rounding.
 
   'xla'     `lax.conv_general_dilated` as is: the compiler's convolution for the
             forward pass and its autodiff rules for the backward pass.
-  'im2col'  patch extraction (shifted, strided slices of the padded input laid
-            side by side) followed by one matrix product; autodiff differentiates
-            that, so every pass is a matrix product plus data movement.
   'hybrid'  the compiler's convolution forward and for the input gradient (of a
             strided convolution: one stride-1 convolution per phase of the input,
             `_phase_input_grad`), but the kernel gradient as a patch-matrix product
@@ -23,16 +20,9 @@ mathematics and differ only in rounding.
             'xla' for smaller ones (single-frame inference included); 'xla' on
             GPU/TPU, whose convolutions are tuned. The default.
 
-On CPU, a training step of a model built with any formulation but 'xla' is also
-compiled with `train_compiler_options`: XLA's own (Eigen) kernels for convolutions
-and matrix products instead of its default YNNPACK library fusions, which run this
-network's training convolutions about twice as slowly (measured on a 2-core AVX-512
-machine, jaxlib 0.10.2: a 16x8x64 3x3 convolution over 1000 frames takes 120-130 ms
-forward and 530-680 ms for its kernel gradient with YNNPACK, 55-65 ms and 90-130 ms
-with XLA's own kernels).
-'xla' keeps XLA's defaults: it is the straightforward baseline that the others are
-measured against. Prediction keeps the defaults for every formulation: YNNPACK
-fuses the whole inference graph, which is as fast or faster at batch 1 and 1000.
+On CPU, the training step of a model using 'hybrid' or 'auto' should also be
+compiled without XLA's YNNPACK library fusions: `hdsemg_jax.ops.compiler_options`
+says when, from the configured formulation and the batch size.
 
 Only the shapes the models use take the alternative routes (NHWC/HWIO, no
 dilation, no feature groups); anything else falls back to
@@ -49,17 +39,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-IMPLS = ('xla', 'im2col', 'hybrid', 'auto')
+IMPLS = ('xla', 'hybrid', 'auto')
 
 # nnx.Conv's layout for 2-D inputs.
 _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1),
                                  out_spec=(0, 3, 1, 2))
-
-# XLA:CPU flags of `train_compiler_options`: no YNNPACK library fusions. They pay from
-# batches of 32 frames (1125 vs 1021 training frames/s) but not for single frames
-# (333 vs 381).
-_TRAIN_CPU_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': ''}
-TRAIN_OPTIONS_MIN_BATCH = 32
 
 # Patch-matrix entries per slice of the kernel-gradient product: small enough that
 # a slice stays in cache, large enough that each matrix product is worth a call.
@@ -108,37 +92,6 @@ def conv_general_dilated(impl: str) -> Callable[..., jax.Array]:
   return _Conv(impl)
 
 
-def formulations(graphdef: Any) -> set[str]:
-  """The formulations (other than 'xla') that the convolutions of a model's ``graphdef`` use."""
-  # nnx keeps each Conv's conv_general_dilated among the graph's static attributes.
-  return {attribute.value.impl for _, attribute in getattr(graphdef, 'attributes', ())
-          if isinstance(getattr(attribute, 'value', None), _Conv)}
-
-
-@functools.cache
-def _cpu_options_supported() -> bool:
-  # The flag is experimental: a jaxlib without it compiles with its defaults instead.
-  try:
-    jax.jit(lambda x: x + 1, compiler_options=_TRAIN_CPU_OPTIONS).lower(
-        jnp.zeros((), jnp.float32)).compile()
-  except Exception:  # pylint: disable=broad-except
-    return False
-  return True
-
-
-def train_compiler_options(graphdef: Any, batch_size: int | None = None) -> dict[str, Any] | None:
-  """XLA compiler options for the training step of ``graphdef`` (None: XLA's defaults).
-
-  Only on CPU, only for models built with a formulation other than 'xla' (see the
-  module docstring), and not for batches (if given) under `TRAIN_OPTIONS_MIN_BATCH`.
-  """
-  if jax.default_backend() != 'cpu' or not formulations(graphdef):
-    return None
-  if batch_size is not None and batch_size < TRAIN_OPTIONS_MIN_BATCH:
-    return None
-  return dict(_TRAIN_CPU_OPTIONS) if _cpu_options_supported() else None
-
-
 def _supported(lhs: jax.Array, rhs: jax.Array, lhs_dilation, rhs_dilation, dimension_numbers,
                feature_group_count: int, batch_group_count: int) -> bool:
   if lhs.ndim != 4 or rhs.ndim != 4:
@@ -179,8 +132,6 @@ def _conv(impl: str, lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[in
   pads = tuple((int(lo), int(hi)) for lo, hi in pads)
   if any(p < 0 for pair in pads for p in pair):
     return fallback()
-  if impl == 'im2col':
-    return _im2col_conv(lhs, rhs, strides, pads, precision, preferred_element_type)
   return _hybrid_conv(lhs, rhs, strides, pads, precision, preferred_element_type)
 
 
@@ -232,16 +183,6 @@ def _dot(a: jax.Array, b: jax.Array, contract: tuple[int, int], precision: Any,
          preferred_element_type: Any) -> jax.Array:
   return lax.dot_general(a, b, (((contract[0],), (contract[1],)), ((), ())), precision=precision,
                          preferred_element_type=preferred_element_type)
-
-
-def _im2col_conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: Padding,
-                 precision: Any, preferred_element_type: Any) -> jax.Array:
-  kh, kw, cin, cout = w.shape
-  p = _patches(x, (kh, kw), strides, pads)
-  n, ho, wo, kc = p.shape
-  y = _dot(p.reshape(n * ho * wo, kc), w.reshape(kc, cout), (1, 0), precision,
-           preferred_element_type)
-  return y.reshape(n, ho, wo, cout)
 
 
 # ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Adapting a trained model to its target data: AdaBN and fine-tuning helpers.
+"""AdaBN: BatchNorm statistics re-estimated on the target's unlabelled frames.
 
 AdaBN (Li et al. 2016, applied to HD-sEMG by Du et al. 2017) re-estimates every
 BatchNorm layer's running mean and variance from the unlabelled frames of the
@@ -7,7 +7,8 @@ test inputs are used before scoring**: the frames of the test trials, never
 their labels. Labels only select which frames are usable (``label >= 0``), as
 evaluation itself does; padding frames (``-1``) are excluded.
 
-The statistics are exact population statistics, layer by layer in call order:
+The statistics are exact population statistics, layer by layer in call order (the
+model lists its BatchNorm layers in that order: ``norms_in_call_order()``):
 layer L gets the mean and biased variance of its inputs over all target frames,
 computed with the layers before it already adapted (and in inference mode). Each
 layer takes one pass over the frames in fixed-size chunks; a chunk is run with
@@ -17,45 +18,25 @@ that chunk's mean and variance, and the chunks are then pooled exactly in float6
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
 
-from hdsemg_jax.data.trials import Trial
 from hdsemg_jax.training import state as state_lib
 
-ADAPT_METHODS = ('none', 'adabn', 'finetune')
 
-
-def target_frames(trials: Sequence[Trial]) -> np.ndarray:
-  """Every usable frame (``label >= 0``) of ``trials``; labels select, they are not returned."""
-  return np.concatenate([t.emg[t.label >= 0] for t in trials])
-
-
-def batchnorm_call_order(model: nnx.Module, example: np.ndarray) -> list[nnx.BatchNorm]:
-  """The model's BatchNorm layers in the order a forward pass calls them.
-
-  Attribute order need not be call order, so one eager inference pass on
-  ``example`` records it.
-  """
-  order: list[nnx.BatchNorm] = []
-  original = nnx.BatchNorm.__call__
-
-  def recording(self, *args, **kwargs):
-    order.append(self)
-    return original(self, *args, **kwargs)
-
-  model.eval()
-  nnx.BatchNorm.__call__ = recording
-  try:
-    model(example)
-  finally:
-    nnx.BatchNorm.__call__ = original
+def norms_in_call_order(model: nnx.Module) -> list[nnx.BatchNorm]:
+  """The model's own list of its BatchNorm layers in call order, checked to be all of them."""
+  if not hasattr(model, 'norms_in_call_order'):
+    raise ValueError(f'AdaBN needs {type(model).__name__}.norms_in_call_order() (its BatchNorm '
+                     'layers in the order a forward pass calls them).')
+  order = list(model.norms_in_call_order())
   known = {id(m) for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)}
   if len({id(m) for m in order}) != len(order) or {id(m) for m in order} != known:
-    raise ValueError('AdaBN needs every BatchNorm layer to be called exactly once per pass.')
+    raise ValueError(f'{type(model).__name__}.norms_in_call_order() must list every BatchNorm '
+                     'layer exactly once.')
   return order
 
 
@@ -79,7 +60,7 @@ def adabn(graphdef: nnx.GraphDef, params: Any, batch_stats: Any, frames: np.ndar
   if batch_size < 1:
     raise ValueError(f'eval.batch_size must be >= 1; got {batch_size}.')
   model = nnx.merge(graphdef, params, batch_stats, copy=True)
-  layers = batchnorm_call_order(model, np.asarray(frames[:1]))
+  layers = norms_in_call_order(model)
   for layer in layers:
     model.eval()
     # Training mode for this layer only; momentum 0 makes its running statistics exactly the
@@ -120,19 +101,3 @@ def adabn_state(graphdef: nnx.GraphDef, state: state_lib.TrainState, frames: np.
   """``state`` with AdaBN statistics from ``frames``; the parameters are unchanged."""
   return state.replace(batch_stats=adabn(graphdef, state.params, state.batch_stats, frames,
                                          batch_size))
-
-
-def check_trainable(params: Any, names: Sequence[str] | str) -> tuple[str, ...] | None:
-  """``adapt.finetune_layers`` as top-level parameter names (None: all); unknown names fail."""
-  if isinstance(names, str):
-    names = (names,)
-  names = tuple(str(n) for n in names)
-  if names == ('all',):
-    return None
-  known = sorted({str(getattr(path[0], 'key', path[0]))
-                  for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]})
-  unknown = [n for n in names if n not in known]
-  if unknown or not names:
-    raise ValueError(f"adapt.finetune_layers: {unknown or names} are not top-level parameter "
-                     f"names of this model (known: {', '.join(known)}; or 'all').")
-  return names

@@ -1,0 +1,68 @@
+"""A run's config resolved once: checked config, devices, parallel plan, adaptation, folds.
+
+`resolve` does everything that depends on the config alone, before any training,
+and the resolved pieces are what the rest of the run reads. The dry run and the
+real run call it alike, so ``--dry_run`` prints exactly the folds the run uses
+(fine-tune trials included) and fails where the run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import ml_collections
+
+from hdsemg_jax import config as config_lib
+from hdsemg_jax import protocols, runtime
+from hdsemg_jax.data import trials as trials_lib
+from hdsemg_jax.data.trials import DatasetSpec, Trial
+from hdsemg_jax.preprocessing import filters
+from hdsemg_jax.training import parallel
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+  """Everything the run reads from its config, resolved."""
+  config: ml_collections.ConfigDict  # Checked; device keys resolved (what config.json holds).
+  devices: runtime.DeviceSettings
+  plan: parallel.Plan
+  adapt: config_lib.Adaptation
+  spec: DatasetSpec
+  trials: Sequence[Trial]  # Conditioned by dataset.filters.
+  folds: Sequence[protocols.Fold]
+  seeds: tuple[int, ...]
+
+
+def load_data(dataset_config: ml_collections.ConfigDict) -> tuple[DatasetSpec, list[Trial]]:
+  """Reads the configured dataset (preparing it on first use) and conditions its signals."""
+  spec, trials = trials_lib.load(dataset_config.name, dataset_config.data_dir,
+                                 dataset_config.manual_dir)
+  return spec, filters.apply_filters(trials, dataset_config.filters, spec.sampling_rate_hz)
+
+
+def resolve(config: ml_collections.ConfigDict) -> RunSetup:
+  """Checks ``config`` and resolves it (on a copy; ``config`` is not changed).
+
+  Sets the CPU's device count, so call it before any JAX computation where
+  ``num_cpu_devices`` matters (`experiments.main` does).
+  """
+  config = config.copy_and_resolve_references()
+  config_lib.check(config)
+  adapt = config_lib.adaptation(config)
+  devices = runtime.configure_devices(config.parallel, config.num_cpu_devices)
+  with config.unlocked():  # config.json records what 'auto' resolved to.
+    config.parallel = devices.parallel
+    config.num_cpu_devices = str(devices.num_cpu_devices)
+  plan = parallel.Plan.create(devices.parallel)
+  plan.check_batch(int(config.train.batch_size), 'train.batch_size')
+  plan.check_batch(int(config.eval.batch_size), 'eval.batch_size')
+  spec, trials = load_data(config.dataset)
+  folds = protocols.folds_for_run(trials, config.protocol, adapt)
+  return RunSetup(config=config, devices=devices, plan=plan, adapt=adapt, spec=spec,
+                  trials=trials, folds=folds, seeds=tuple(int(s) for s in config.seeds))
+
+
+def describe(setup: RunSetup) -> str:
+  """The fold table as text: what ``--dry_run`` prints."""
+  return protocols.describe_folds(setup.spec, setup.trials, setup.folds)
