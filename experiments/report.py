@@ -5,6 +5,14 @@ r"""Combines runs into one table (and figures): folds as rows, runs as columns.
 
 Prints the Markdown table and writes report.md, report.csv, report.tex and PNG
 figures into --out (default: the first run's directory).
+
+With --combine, runs of several protocols and models make one benchmark table
+(rows: protocol x fold, columns: models, a paired Wilcoxon test of --reference
+against each other model, costs) and comparison.md, comparison.csv and
+comparison.png (accuracy against the frames behind a decision):
+
+  python -m experiments.report --combine workdirs/suite/*/* \
+      --metric=decision_accuracy/150 --reference=all_convnet --out=workdirs/suite
 """
 
 from __future__ import annotations
@@ -12,19 +20,42 @@ from __future__ import annotations
 from absl import app, flags
 
 _METRIC = flags.DEFINE_string('metric', 'vote_accuracy/150',
-                              'frame_accuracy, balanced_accuracy or vote_accuracy/W.')
+                              'frame_accuracy, balanced_accuracy, vote_accuracy/W or '
+                              'decision_accuracy/W (networks: their W-frame vote).')
 _LABEL_KEY = flags.DEFINE_string('label_key', 'model.name',
                                  'Dotted config.json key whose value labels each run.')
 _COMPARE = flags.DEFINE_string('compare', None,
                                'A,B: add the per-fold differences B - A and a paired test.')
 _OUT = flags.DEFINE_string('out', None, 'Output folder; default: the first run directory.')
 _PLOTS = flags.DEFINE_bool('plots', True, 'Also write PNG figures.')
+_COMBINE = flags.DEFINE_bool('combine', False,
+                             'One benchmark table of several protocols and models.')
+_REFERENCE = flags.DEFINE_string('reference', 'all_convnet',
+                                 'With --combine: the model tested against each other one '
+                                 '(empty: no tests).')
+
+
+def combine(run_dirs) -> None:
+  from hdsemg_jax.reporting import compare  # After flags: scipy is slow.
+  try:
+    runs = [compare.load_run(d, _LABEL_KEY.value) for d in run_dirs]
+    combined = compare.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)
+    title = f'{", ".join(combined.models)}: {_METRIC.value}'
+    paths = compare.write_combined_report(combined, _OUT.value or run_dirs[0], title,
+                                          figure=_PLOTS.value)
+  except (ValueError, OSError) as e:
+    raise SystemExit(f'error: {e}') from None
+  print(compare.combined_markdown(combined, title))
+  print('wrote ' + ', '.join(paths.values()))
 
 
 def main(argv) -> None:
   run_dirs = argv[1:]
   if not run_dirs:
     raise app.UsageError('give at least one run directory.')
+  if _COMBINE.value:
+    combine(run_dirs)
+    return
   from hdsemg_jax.reporting import compare, plots  # After flags: matplotlib and scipy are slow.
   try:
     pair = None
