@@ -70,3 +70,37 @@ def test_difficulty_grows_from_session_to_subject():
 def test_unknown_dataset_names_known_builders():
   with pytest.raises(prepare.DatasetError, match='no builder named .nope.*synthetic_hdsemg'):
     prepare.prepare('nope/x')
+
+
+def test_geometry_is_read_from_the_builder(tiny_trials):
+  spec, _ = tiny_trials
+  assert spec.wrap_axis == 1 and spec.electrode_spacing_mm is None
+
+
+def test_whole_electrode_displacement_moves_the_pattern_as_shift_grid_does():
+  """The truth of synthetic_hdsemg/shifted: activity moves with the displacement (columns wrap)."""
+  from hdsemg_jax.preprocessing import grid_shift
+  model = signal_model.SignalModel(seed=3, num_gestures=2)
+  spots = model.subject_spots(1, 0)
+  base = model.activation_map(spots, 0.0, 0.0)
+  for dc in (-3, 1, 4):
+    np.testing.assert_allclose(model.activation_map(spots, 0.0, float(dc)),
+                               grid_shift.shift_grid(base, (0, dc), wrap_axis=1), rtol=1e-12)
+  # Rows translate: the rows that stay on the grid match; the array sees new skin at the edge.
+  moved = model.activation_map(spots, 2.0, 0.0)
+  np.testing.assert_allclose(moved[2:], base[:-2], rtol=1e-12)
+  # displacement=None keeps the random one; a given one is used exactly.
+  a = model.trial(1, 2, 0, 1, 30)
+  assert not np.array_equal(a, model.trial(1, 2, 0, 1, 30, displacement=(0, 0)))
+  np.testing.assert_array_equal(a, model.trial(1, 2, 0, 1, 30, displacement=None))
+
+
+def test_shifted_config_records_its_truth(tmp_path):
+  from tfds_builders.synthetic_hdsemg import synthetic_hdsemg_dataset_builder as synthetic
+  prepare.import_builder('synthetic_hdsemg/shifted')
+  import tensorflow_datasets as tfds
+  builder = tfds.builder('synthetic_hdsemg/shifted', data_dir=str(tmp_path))  # Info only: nothing is built.
+  meta = builder.info.metadata
+  assert meta['session_shifts'] == [list(s) for s in synthetic.SHIFTED_SESSION_SHIFTS]
+  assert meta['session_shifts'][0] == [0, 0]
+  assert meta['sessions'] == [1, 2, 3, 4] and meta['wrap_axis'] == 1
