@@ -1,0 +1,405 @@
+"""Exports a saved model to ONNX or StableHLO, checked against JAX before it is kept.
+
+  python -m experiments.export RUN_DIR --fold=S1-s1 --seed=0 --format=onnx --out=export/
+  export.export_run(run_dir, 'S1-s1', 0, 'onnx', 'export/')                # the same call
+
+writes ``export/model.onnx`` (or ``model.stablehlo``) and ``model.onnx.json`` beside it.
+The artifact computes ``frames (N, H, W) float32 -> logits (N, G) float32`` for any
+N, in inference mode (BatchNorm's running statistics, no dropout), and runs without
+this project:
+
+* ONNX (jax2onnx, opset 23): input ``frames``, output ``logits``, dynamic batch.
+  ``onnxruntime.InferenceSession(path).run(['logits'], {'frames': x})[0]``.
+* StableHLO (`jax.export`, serialized with its calling convention, symbolic batch
+  ``N``, lowered for the exporting machine's platform unless ``platforms`` says
+  otherwise): ``jax.export.deserialize(data).call(x)``.
+
+The JSON holds what a consumer needs besides the network: class names, grid
+shape, sampling rate, the ``dataset.filters`` chain and ``filter_mode`` the model
+was trained with (a live decoder applies the chain's causal form,
+`hdsemg_jax.streaming`), fold, seed, the model's name and settings, the
+artifact's sha256, the parity check below and provenance (run folder, code
+version, library versions, time).
+
+Parity: before anything is kept, the artifact is read back from disk, run by its
+own runtime (ONNX Runtime, or the deserialized module) on real frames of the
+fold's test set (its usable frames, conditioned as in training, at most
+``max_parity_frames`` of them evenly spread), and compared with the JAX model's
+logits: the largest absolute logit difference must be at most ``atol`` and the
+argmax must agree on every frame. Otherwise `ParityError` is raised and nothing
+is written to the output folder. Files are staged in a hidden sibling folder
+and moved in only after the check, the JSON last: an artifact without its JSON
+is an unfinished export, and `runtime.load_artifact` refuses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from hdsemg_jax import provenance
+from hdsemg_jax.deployment import runtime
+from hdsemg_jax.reporting import results
+
+FORMATS = runtime.FORMATS
+ARTIFACT_BASENAME = 'model'
+# float32 logits of the same network through two compilers differ by rounding only:
+# ~1e-6 of their scale (measured: <= 3e-6 on a trained tiny All-ConvNet).
+DEFAULT_ATOL = 1e-4
+DEFAULT_MAX_PARITY_FRAMES = 2048
+ONNX_OPSET = 23
+_EXTRA_PACKAGES = ('jax2onnx', 'onnx', 'onnxruntime')
+
+
+class ExportError(RuntimeError):
+  """An export that could not be made; nothing was written."""
+
+
+class ParityError(ExportError):
+  """The exported artifact does not reproduce the JAX model's logits."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Parity:
+  """The artifact against the JAX model on ``frames`` test frames."""
+  frames: int
+  max_abs_logit_diff: float
+  argmax_mismatches: int
+  atol: float
+  source: str
+
+  @property
+  def ok(self) -> bool:
+    return self.max_abs_logit_diff <= self.atol and self.argmax_mismatches == 0
+
+  def as_dict(self) -> dict[str, Any]:
+    return {**dataclasses.asdict(self), 'argmax_equal': self.argmax_mismatches == 0,
+            'ok': self.ok}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+  artifact: str  # Path of model.onnx / model.stablehlo.
+  metadata: str  # Path of the JSON beside it.
+  parity: Parity
+
+
+def artifact_function(model: Any) -> Callable[[Any], Any]:
+  """The function written into the artifact: the model's inference-mode logits.
+
+  Convolutions run as `lax.conv_general_dilated` whatever ``model.conv_impl`` the
+  model was trained with: the formulations differ in their gradients only, and
+  'auto' picks one by comparing the batch size with a threshold, which a
+  symbolic batch dimension cannot answer.
+  """
+  from flax import nnx
+  from jax import lax
+
+  from hdsemg_jax.training import state as state_lib
+
+  module = nnx.merge(model.graphdef, model.params, model.batch_stats, copy=True)
+  plain = True
+  for _, m in module.iter_modules():
+    if isinstance(m, nnx.Conv) and m.conv_general_dilated is not lax.conv_general_dilated:
+      m.conv_general_dilated = lax.conv_general_dilated
+      plain = False
+  if plain:
+    return model.logits_fn()
+  graphdef, params, batch_stats = state_lib.split_model(module)
+
+  def logits(frames: Any) -> Any:
+    return state_lib.apply_model(graphdef, params, batch_stats, frames, train=False)[0]
+
+  return logits
+
+
+# jax2onnx logs a traceback for each optional plugin (dm_pix) that fails to import
+# against this JAX, and onnx_ir a warning per untyped constant shape; neither
+# concerns this network, whose conversion is checked by parity instead.
+_NOISY_LOGGERS = ('jax2onnx.plugins.plugin_system', 'onnx_ir.serde')
+
+
+@contextlib.contextmanager
+def _quiet(names: Sequence[str]) -> Iterator[None]:
+  loggers = [logging.getLogger(n) for n in names]
+  levels = [lg.level for lg in loggers]
+  for lg in loggers:
+    lg.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    for lg, level in zip(loggers, levels):
+      lg.setLevel(level)
+
+
+def onnx_bytes(logits_fn: Callable[[Any], Any], grid_shape: Sequence[int],
+               model_name: str = 'hdsemg_jax') -> bytes:
+  """``logits_fn`` as a serialized ONNX model with a dynamic batch dimension ``N``."""
+  import onnx
+
+  with _quiet(_NOISY_LOGGERS):
+    from jax2onnx import to_onnx
+    proto = to_onnx(logits_fn, [('N', *grid_shape)], model_name=model_name, opset=ONNX_OPSET,
+                    input_names=[runtime.INPUT_NAME], output_names=[runtime.OUTPUT_NAME])
+  # jax2onnx annotates intermediate values with NHWC shapes that ONNX Runtime's own
+  # inference disagrees with (a warning per tensor at every load); they are optional.
+  del proto.graph.value_info[:]
+  onnx.checker.check_model(proto)
+  return proto.SerializeToString()
+
+
+def stablehlo_bytes(logits_fn: Callable[[Any], Any], grid_shape: Sequence[int],
+                    platforms: Sequence[str] | None = None) -> bytes:
+  """``logits_fn`` serialized by `jax.export` with a symbolic batch dimension ``N``."""
+  import jax
+  import jax.numpy as jnp
+  from jax import export
+
+  n, = export.symbolic_shape('N')
+  exported = export.export(jax.jit(logits_fn), platforms=platforms)(
+      jax.ShapeDtypeStruct((n, *grid_shape), jnp.float32))
+  return bytes(exported.serialize())
+
+
+def reference_logits(model: Any, frames: np.ndarray) -> np.ndarray:
+  """The JAX model's logits of ``frames``: what an artifact must reproduce."""
+  import jax
+  return np.asarray(jax.jit(model.logits_fn())(np.asarray(frames, np.float32)))
+
+
+def check_parity(reference: np.ndarray, got: np.ndarray, atol: float, source: str) -> Parity:
+  if got.shape != reference.shape:
+    raise ParityError(f'the artifact returned logits of shape {got.shape}, the model '
+                      f'{reference.shape}.')
+  diff = float(np.max(np.abs(got.astype(np.float64) - reference))) if got.size else 0.0
+  if not np.isfinite(diff):
+    diff = float('inf')
+  mismatches = int(np.sum(np.argmax(got, -1) != np.argmax(reference, -1)))
+  return Parity(frames=len(reference), max_abs_logit_diff=diff, argmax_mismatches=mismatches,
+                atol=float(atol), source=source)
+
+
+def _versions() -> dict[str, str | None]:
+  out = dict(provenance.versions())
+  for name in _EXTRA_PACKAGES:
+    try:
+      out[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      out[name] = None
+  return out
+
+
+def describe(model: Any, fmt: str, artifact_name: str, data: bytes, parity: Parity,
+             source: dict[str, Any] | None = None) -> dict[str, Any]:
+  """The JSON written beside an artifact."""
+  info = model.info
+  h, w = info.grid_shape
+  load = {'onnx': f"onnxruntime.InferenceSession('{artifact_name}').run(['logits'], "
+                  "{'frames': frames})[0]",
+          'stablehlo': f"jax.export.deserialize(open('{artifact_name}', 'rb').read())"
+                       '.call(frames)'}[fmt]
+  return {
+      'format': fmt,
+      'artifact': artifact_name,
+      'sha256': runtime.sha256(data),
+      'input': {'name': runtime.INPUT_NAME, 'shape': ['N', h, w], 'dtype': 'float32'},
+      'output': {'name': runtime.OUTPUT_NAME, 'shape': ['N', info.num_classes],
+                 'dtype': 'float32'},
+      'how_to_load': load,
+      'onnx_opset': ONNX_OPSET if fmt == 'onnx' else None,
+      'class_names': list(info.class_names),
+      'num_classes': info.num_classes,
+      'grid_shape': [h, w],
+      'channel_order': 'frames are (row, column) grids; a row-major flattening is the '
+                       'default channel order of hdsemg_jax.streaming',
+      'sampling_rate_hz': getattr(info, 'sampling_rate_hz', None),
+      'filters': list(getattr(info, 'filters', ())),
+      'filter_mode': getattr(info, 'filter_mode', 'zero_phase'),
+      'fold': info.fold,
+      'seed': info.seed,
+      'model': {'name': info.model, 'kwargs': info.model_kwargs},
+      'dataset': info.dataset,
+      'dataset_version': info.dataset_version,
+      'parity': parity.as_dict(),
+      'provenance': {
+          **(source or {}),
+          **provenance.git_state(),
+          'versions': _versions(),
+          'exported_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
+              timespec='seconds'),
+      },
+  }
+
+
+def _publish(staging: str, out_dir: str, names: Sequence[str]) -> None:
+  """Moves the staged files into ``out_dir``; the last name (the JSON) goes in last."""
+  if not os.path.exists(out_dir):
+    os.rename(staging, out_dir)  # Atomic: the folder appears complete or not at all.
+    return
+  # An existing folder: drop the old JSON first, so that a kill in between leaves an
+  # artifact without its JSON (refused as unfinished), never a JSON describing other bytes.
+  json_name = names[-1]
+  if os.path.exists(os.path.join(out_dir, json_name)):
+    os.remove(os.path.join(out_dir, json_name))
+  for name in names:
+    os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+
+
+def export_model(model: Any, out_dir: str, fmt: str, parity_frames: np.ndarray, *,
+                 atol: float = DEFAULT_ATOL, parity_source: str = 'given frames',
+                 source: dict[str, Any] | None = None,
+                 platforms: Sequence[str] | None = None) -> ExportResult:
+  """Exports ``model`` (an `hdsemg_jax.inference.Model`) into ``out_dir`` as ``fmt``.
+
+  Args:
+    model: the model; its ``logits_fn()`` is what is exported.
+    out_dir: the output folder (created; files of another export there are replaced).
+    fmt: ``'onnx'`` or ``'stablehlo'``.
+    parity_frames: frames ``(N, H, W)`` the artifact must reproduce the model on.
+    atol: the largest absolute logit difference allowed.
+    parity_source: where the parity frames come from, for the JSON.
+    source: provenance of the model (e.g. its run folder), for the JSON.
+    platforms: StableHLO only: `jax.export` platforms (default: this machine's).
+
+  Returns:
+    The paths written and the parity check.
+
+  Raises:
+    ParityError: the artifact read back does not reproduce the model; nothing written.
+    ExportError: the model could not be converted (the converter's error attached).
+  """
+  if fmt not in FORMATS:
+    raise ValueError(f'format {fmt!r} is not known (known: {", ".join(FORMATS)}).')
+  frames = np.asarray(parity_frames, np.float32)
+  grid_shape = tuple(model.info.grid_shape)
+  if frames.ndim != 3 or frames.shape[1:] != grid_shape or not len(frames):
+    raise ValueError(f'parity frames must have shape (N >= 1, {grid_shape[0]}, '
+                     f'{grid_shape[1]}); got {frames.shape}.')
+  fn = artifact_function(model)
+  try:
+    if fmt == 'onnx':
+      data = onnx_bytes(fn, grid_shape, model_name=f'{model.info.model}_{model.info.fold}'
+                                                   f'_seed{model.info.seed}')
+    else:
+      data = stablehlo_bytes(fn, grid_shape, platforms)
+  except Exception as e:  # The converters raise many types; all mean the same here.
+    raise ExportError(f'converting the model to {fmt} failed: {type(e).__name__}: {e}') from e
+  artifact_name = ARTIFACT_BASENAME + runtime.EXTENSIONS[fmt]
+  json_name = os.path.basename(runtime.metadata_path(artifact_name))
+  out_dir = os.path.abspath(out_dir)
+  parent = os.path.dirname(out_dir)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(out_dir)}.export-', dir=parent)
+  try:
+    artifact_path = os.path.join(staging, artifact_name)
+    with open(artifact_path, 'wb') as f:
+      f.write(data)
+    # What is checked is what a consumer will load: the bytes read back from disk.
+    with open(artifact_path, 'rb') as f:
+      logits = runtime.load_bytes(fmt, f.read())(frames)
+    parity = check_parity(reference_logits(model, frames), logits, atol, parity_source)
+    if not parity.ok:
+      raise ParityError(
+          f'the {fmt} export of fold {model.info.fold} seed {model.info.seed} does not '
+          f'reproduce the model on {parity.frames} frames ({parity_source}): max |logit '
+          f'difference| {parity.max_abs_logit_diff:.3g} (allowed {atol:g}), argmax differs on '
+          f'{parity.argmax_mismatches} frame(s); nothing was written to {out_dir}.')
+    results.write_json(os.path.join(staging, json_name),
+                       describe(model, fmt, artifact_name, data, parity, source))
+    _publish(staging, out_dir, [artifact_name, json_name])
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return ExportResult(artifact=os.path.join(out_dir, artifact_name),
+                      metadata=os.path.join(out_dir, json_name), parity=parity)
+
+
+def _read_json(path: str) -> Any:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ExportError(f'{path}: cannot read it ({e}).') from None
+
+
+def _test_trial_ids(run_dir: str, config: dict[str, Any], fold: str, seed: int,
+                    trials: Sequence[Any]) -> list[str]:
+  """The fold's test trials: from its results row, else from the protocol's fold table."""
+  rows_path = os.path.join(run_dir, results.RESULTS_FILE)
+  if os.path.exists(rows_path):
+    for row in results.read_rows(rows_path):
+      if row.get('fold') == fold and row.get('seed') == seed and 'split' in row:
+        return list(row['split']['test'])
+  import ml_collections
+  from hdsemg_jax import protocols
+  folds = protocols.make_folds(trials, ml_collections.ConfigDict(config['protocol']))
+  for f in folds:
+    if f.id == fold:
+      return list(f.test)
+  raise ExportError(f'fold {fold!r} is not a fold of the run in {run_dir} (folds: '
+                    f'{", ".join(f.id for f in folds)}).')
+
+
+def fold_test_frames(run_dir: str, fold: str, seed: int, model: Any, *,
+                     max_frames: int = DEFAULT_MAX_PARITY_FRAMES, data_dir: str | None = None,
+                     manual_dir: str | None = None) -> tuple[np.ndarray, str]:
+  """Up to ``max_frames`` usable test frames of the fold, conditioned as the model's training
+  frames were, evenly spread over the test set; and a description of them.
+
+  The dataset is read as the run read it (``config.json``'s ``dataset.*``, with
+  ``data_dir`` / ``manual_dir`` overriding where it lives).
+  """
+  from hdsemg_jax.data import trials as trials_lib
+  from hdsemg_jax.preprocessing import filters as filters_lib
+
+  config = _read_json(os.path.join(run_dir, results.CONFIG_FILE))
+  dataset = config['dataset']
+  spec, trials = trials_lib.load(dataset['name'], data_dir or dataset.get('data_dir'),
+                                 manual_dir or dataset.get('manual_dir'))
+  ids = _test_trial_ids(run_dir, config, fold, seed, trials)
+  test = trials_lib.select(trials, ids)
+  if not test:
+    raise ExportError(f'none of fold {fold!r}\'s test trials ({", ".join(ids)}) are in '
+                      f'{dataset["name"]}.')
+  info = model.info
+  # Models saved before ModelInfo recorded the filters: the run's config says them.
+  chain = (info.filters if getattr(info, 'sampling_rate_hz', None) is not None
+           else dataset.get('filters', ()))
+  test = filters_lib.apply_filters(test, chain, spec.sampling_rate_hz,
+                                   mode=getattr(info, 'filter_mode', 'zero_phase'))
+  frames = np.concatenate([t.emg[t.label >= 0] for t in test])
+  if len(frames) > max_frames:
+    frames = frames[np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))]
+  return frames, (f'{len(frames)} usable frames of the {len(test)} test trials of fold '
+                  f'{fold} ({spec.name})')
+
+
+def export_run(run_dir: str, fold: str, seed: int, fmt: str, out_dir: str, *,
+               atol: float = DEFAULT_ATOL,
+               max_parity_frames: int = DEFAULT_MAX_PARITY_FRAMES,
+               data_dir: str | None = None, manual_dir: str | None = None,
+               platforms: Sequence[str] | None = None) -> ExportResult:
+  """Exports the saved model of ``fold`` and ``seed`` of the run in ``run_dir``.
+
+  Parity is checked on the fold's test frames (`fold_test_frames`); see
+  `export_model` for the rest and the errors.
+  """
+  from hdsemg_jax import inference, workdir
+
+  model_dir = workdir.model_dir(run_dir, fold, int(seed))
+  model = inference.load_model_dir(model_dir)
+  frames, description = fold_test_frames(run_dir, fold, int(seed), model,
+                                         max_frames=max_parity_frames, data_dir=data_dir,
+                                         manual_dir=manual_dir)
+  source = {'run_dir': os.path.abspath(run_dir), 'model_dir': os.path.abspath(model_dir)}
+  return export_model(model, out_dir, fmt, frames, atol=atol, parity_source=description,
+                      source=source, platforms=platforms)
