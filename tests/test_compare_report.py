@@ -208,3 +208,96 @@ def test_report_cli_combines_protocols_and_models(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert '| intra_session | 0 | 82.0 ± 2.0 | 81.0 | 83.0 ± 2.0 |' in proc.stdout
   assert {'comparison.md', 'comparison.csv', 'comparison.png'} <= set(os.listdir(tmp_path / 'out'))
+
+
+# --- The suite driver (experiments.compare_models) ----------------------------------------------
+
+def _tiny_suite(data_dir):
+  import ml_collections
+  from experiments.configs import compare_models as suite_config
+  suite = suite_config.get_config('synthetic_hdsemg/tiny')
+  suite.data_dir = data_dir
+  suite.protocols = ('intra_session', 'leave_one_subject_out')
+  suite.models = ('all_convnet', 'geng_convnet_pretrain')
+  suite.subjects, suite.sessions = (1, 2), (1,)
+  suite.seeds, suite.epochs, suite.frame_stride, suite.batch_size = (0, 1), 1, 2, 32
+  suite.vote_windows = (1, 5, 150)
+  suite.metric = 'decision_accuracy/5'
+  suite.overrides = ml_collections.ConfigDict({
+      'all_convnet': {'model': dict(features=(8, 8, 16, 16), kernel_sizes=(3, 3, 3, 1),
+                                    strides=(1, 2, 1, 1))},
+      'geng_convnet_pretrain': {'model': dict(conv_features=(8, 8), local_features=(8, 8),
+                                              dense_features=(16, 16, 8)),
+                                'adapt': {'finetune_epochs': 1}}})
+  return suite
+
+
+def test_suite_plan_lists_every_run():
+  from experiments import compare_models
+  from experiments.configs import compare_models as suite_config
+  suite = suite_config.get_config('flexemg')
+  suite.epochs = 2
+  specs = compare_models.plan(suite, '/suite')
+  # 3 protocols x 6 models, plus Geng's pre-training recipe on intra-session only.
+  assert len(specs) == 19
+  pretrain = [s for s in specs if s.label == 'geng_convnet_pretrain']
+  assert [(s.protocol, s.run_protocol) for s in pretrain] == [
+      ('intra_session', 'intra_session_pretrain')]
+  assert pretrain[0].workdir == '/suite/intra_session/geng_convnet_pretrain'
+  lda = next(s for s in specs if s.label == 'lda' and s.protocol == 'inter_session')
+  assert lda.seeds == (0,) and lda.config.model.name == 'lda'
+  assert lda.config.model.td_features == ('mav', 'wl', 'zc', 'ssc', 'log_rms')
+  assert lda.config.model.zc_threshold == 0.02 and lda.config.train.epochs == 2
+  network = next(s for s in specs if s.label == 'all_convnet' and s.protocol == 'inter_session')
+  assert network.seeds == (0, 1, 2) and 'td_features' not in network.config.model
+  assert network.config.dataset.filters == ('notch:60:50', 'bandpass:20:450')  # The preset.
+  chance = next(s for s in specs if s.label == 'chance')
+  assert 'td_features' not in chance.config.model
+  text = compare_models.describe(specs)
+  assert text.startswith('19 runs') and '/suite/leave_one_subject_out/chance' in text
+  suite.models = ('all_convnet', 'resnet')
+  with pytest.raises(ValueError, match="suite models: 'resnet' is not a model of the suite"):
+    compare_models.plan(suite, '/suite')
+
+
+@pytest.mark.slow
+def test_suite_dry_run_command(tmp_path):
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.compare_models',
+       '--config=experiments/configs/compare_models.py:capgmyo/dba', f'--workdir={tmp_path}',
+       '--config.seeds=0,1,2,3', '--config.epochs=3', '--config.models=all_convnet,lda',
+       '--dry_run'], cwd=repo, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.startswith('6 runs')
+  assert 'intra_session / all_convnet: protocol.name=intra_session, model.name=all_convnet, ' \
+         'seeds 0,1,2,3' in proc.stdout
+  assert 'leave_one_subject_out / lda' in proc.stdout and 'train.epochs=3' in proc.stdout
+  assert not os.listdir(tmp_path)  # Nothing ran.
+
+
+@pytest.mark.slow
+def test_suite_runs_networks_resumes_and_reports(tiny_data_dir, tmp_path):
+  from experiments import compare_models
+  suite = _tiny_suite(tiny_data_dir)
+  combined, markdown, paths, failures = compare_models.run_suite(suite, str(tmp_path))
+  assert failures == []
+  assert combined.protocols == ['intra_session', 'leave_one_subject_out']
+  assert combined.models == ['all_convnet', 'geng_convnet_pretrain']
+  assert combined.folds['intra_session'] == ['S01-s1', 'S02-s1']
+  assert 'geng_convnet_pretrain' not in combined.values['leave_one_subject_out']
+  assert set(combined.tests['intra_session']) == {'geng_convnet_pretrain'}
+  assert '| intra_session | S01-s1 |' in markdown
+  assert sorted(os.path.basename(p) for p in paths.values()) == [
+      'comparison.csv', 'comparison.md', 'comparison.png']
+  rows = results.read_rows(str(tmp_path / 'intra_session' / 'geng_convnet_pretrain' /
+                               results.RESULTS_FILE))
+  assert {r['protocol'] for r in rows} == {'intra_session_pretrain'} and len(rows) == 4
+  # A rerun resumes: every run is finished, so the same numbers come back.
+  again = compare_models.run_suite(suite, str(tmp_path))[0]
+  for protocol in combined.protocols:
+    for model, cells in combined.values[protocol].items():
+      for fold, values in cells.items():
+        np.testing.assert_array_equal(again.values[protocol][model][fold], values)
