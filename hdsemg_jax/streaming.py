@@ -101,7 +101,7 @@ class TrailingVote:
     # argmax takes the first of equal counts: the smallest class, as the offline vote does.
     votes = np.argmax(counts[ends] - counts[starts], axis=1).astype(np.int32)
     keep = self.window - 1
-    return votes, (seq[seq.size - keep:] if keep else seq[:0]).copy()
+    return votes, seq[max(seq.size - keep, 0):].copy()
 
   def push(self, classes: np.ndarray) -> np.ndarray:
     votes, self.history = self.votes(classes)
