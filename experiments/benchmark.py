@@ -73,13 +73,13 @@ def run(config: Any, *, batch_sizes: Sequence[int], variants: Sequence[tuple[str
         repeats: int, latency_samples: int) -> list[dict[str, Any]]:
   """One result per (formulation, BatchNorm gradient): device, model, runs and latency."""
   # Imported here so that --help answers without starting JAX.
-  from hdsemg_jax import benchmarking, experiment, models
-  from hdsemg_jax.models import conv_impls as conv_impls_lib
+  from experiments import benchmarking
+  from hdsemg_jax import models
+  from hdsemg_jax.ops import conv as conv_ops
 
   def build(impl: str, batchnorm_grad: str):
-    kwargs = {**experiment.model_kwargs(config.model), 'grid_shape': tuple(grid_shape),
-              'conv_impl': impl, 'batchnorm_grad': batchnorm_grad}
-    return models.build(config.model.name, num_classes, seed=0, **kwargs)
+    model_config = {**config.model.to_dict(), 'conv_impl': impl, 'batchnorm_grad': batchnorm_grad}
+    return models.build_from_config(model_config, num_classes, grid_shape, seed=0)
 
   def report(variant: tuple[str, str], **fields: Any) -> None:
     print(json.dumps({'conv_impl': variant[0], 'batchnorm_grad': variant[1], **fields}),
@@ -97,16 +97,16 @@ def run(config: Any, *, batch_sizes: Sequence[int], variants: Sequence[tuple[str
   for batch_size in batch_sizes:
     for variant, result in zip(variants, results):
       measured = benchmarking.measure_batch(build(*variant), grid_shape, num_classes, batch_size,
-                                            precision=precision, seconds=seconds,
-                                            repeats=repeats)
-      measured['conv_impl_resolved'] = conv_impls_lib.resolve(variant[0], batch_size)
+                                            conv_impl=variant[0], precision=precision,
+                                            seconds=seconds, repeats=repeats)
+      measured['conv_impl_resolved'] = conv_ops.resolve(variant[0], batch_size)
       measured['load_avg_1min'] = os.getloadavg()[0]
       result['runs'].append(benchmarking.add_gflops(measured, result['forward_flops_per_frame']))
       report(variant, **result['runs'][-1])
   for variant, result in zip(variants, results):
     latency = benchmarking.measure_latency(build(*variant), grid_shape, precision=precision,
                                            samples=latency_samples)
-    latency['conv_impl_resolved'] = conv_impls_lib.resolve(variant[0], 1)
+    latency['conv_impl_resolved'] = conv_ops.resolve(variant[0], 1)
     latency['load_avg_1min'] = os.getloadavg()[0]
     result['latency'] = benchmarking.add_gflops(latency, result['forward_flops_per_frame'])
     report(variant, latency=result['latency'])
@@ -115,11 +115,11 @@ def run(config: Any, *, batch_sizes: Sequence[int], variants: Sequence[tuple[str
 
 def main(argv: Sequence[str]) -> None:
   del argv
-  from hdsemg_jax import benchmarking
+  from experiments import benchmarking
   config = _CONFIG.value
   batch_sizes = [int(b) for b in (_BATCH_SIZES.value or [config.train.batch_size])]
-  conv_impls = _CONV_IMPL.value or [config.model.get('conv_impl', 'xla')]
-  batchnorm_grads = _BATCHNORM_GRAD.value or [config.model.get('batchnorm_grad', 'closed_form')]
+  conv_impls = _CONV_IMPL.value or [config.model.conv_impl]
+  batchnorm_grads = _BATCHNORM_GRAD.value or [config.model.batchnorm_grad]
   try:
     pairs = pair_variants(conv_impls, batchnorm_grads)
   except ValueError as e:

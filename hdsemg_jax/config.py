@@ -185,6 +185,8 @@ def _split_list(value: Any, default: Any) -> Any:
   absl/ml_collections parse ``--config.seeds=0,1,2`` as a tuple but leave
   ``--config.protocol.folds=S01,S02`` one string; both mean a list.
   """
+  if isinstance(value, (tuple, list)) and len(value) == 1 and value[0] is None:
+    return None  # --config.protocol.sessions=None: the flag parser's (None,).
   if isinstance(value, (tuple, list)) and len(value) == 1 and isinstance(value[0], str):
     value = value[0]
   if not isinstance(value, str) or ',' not in value and not isinstance(default, tuple):

@@ -1,8 +1,15 @@
-"""Shared fixtures: a prepared tiny synthetic dataset, the compilation cache."""
+"""Shared fixtures: a prepared tiny synthetic dataset, the compilation cache, the CLI runner.
+
+Tiers: ``python -m pytest tests -m "not slow"`` is the fast in-process tier for
+development; README's test command runs everything, the ``slow`` tests
+(subprocesses, real data, many end-to-end runs) included.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from typing import Any
 
 import pytest
 
@@ -12,6 +19,13 @@ os.environ.setdefault('HDSEMG_JAX_CACHE_DIR', os.path.join(
 from hdsemg_jax import runtime  # noqa: E402  (after the env var above)
 
 runtime.enable_compilation_cache()
+
+import jax  # noqa: E402
+
+# In-process programs are tiny: compile them fast rather than well (as flax's examples' tests).
+jax.config.update('jax_disable_most_optimizations', True)
+
+from tests.cli_helpers import ROOT, TINY_CONFIG, cli_env, main_command  # noqa: E402
 
 TINY = 'synthetic_hdsemg/tiny'
 
@@ -57,3 +71,22 @@ def flexemg_data_dir(flexemg_manual_dir, tmp_path_factory):
   prepare.prepare('flexemg', data_dir=str(data_dir), manual_dir=flexemg_manual_dir)
   yield str(data_dir)
   shutil.rmtree(data_dir, ignore_errors=True)  # ~150 MB; pytest would keep it otherwise.
+
+
+@pytest.fixture(scope='session')
+def run_main(tiny_data_dir):
+  """Runs ``experiments.main`` in a subprocess on the tiny dataset; returns the process.
+
+  ``run_main(*args, workdir=None, fault=None, config=TINY_CONFIG, timeout=600)``;
+  ``fault='POINT[:N]'`` plants a SIGKILL (`tests/fault_main.py`).
+  """
+  def run(*args: str, workdir: Any = None, fault: str | None = None, config: str = TINY_CONFIG,
+          timeout: int = 600, data_dir: str | None = tiny_data_dir,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    extra = [f'--config.dataset.data_dir={data_dir}'] if data_dir else []
+    if workdir is not None:
+      extra.append(f'--workdir={workdir}')
+    return subprocess.run(main_command(*extra, *args, config=config, fault=fault), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=env or cli_env())
+  return run

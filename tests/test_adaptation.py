@@ -9,9 +9,11 @@ import pytest
 from flax import nnx
 
 from experiments.configs import tiny
-from hdsemg_jax import adaptation, experiment, models, protocols
+from hdsemg_jax import config as config_lib
+from hdsemg_jax import experiment, models, protocols
+from hdsemg_jax.data import frames as frames_lib
 from hdsemg_jax.data.trials import Trial, number_repetitions
-from hdsemg_jax.training import state as state_lib, trainer
+from hdsemg_jax.training import adabn, optimizer, state as state_lib, trainer
 
 
 def _trial(subject, session, part, trial, labels, emg=None):
@@ -73,8 +75,8 @@ def test_intra_session_pretrain_pretrains_on_every_subject_then_finetunes_on_the
     assert not set(f.train) & set(f.test)
 
 
-def _tiny_model(grid=(4, 4)):
-  return models.build('all_convnet', 3, seed=0, grid_shape=grid, **tiny.TINY_MODEL)
+def _tiny_model():
+  return models.build('all_convnet', 3, seed=0, **tiny.TINY_MODEL)
 
 
 def test_adabn_estimates_exact_target_statistics_and_leaves_parameters():
@@ -87,9 +89,9 @@ def test_adabn_estimates_exact_target_statistics_and_leaves_parameters():
     trials.append(_trial(1, 2, '', i, labels, emg))
   graphdef, params, batch_stats = state_lib.split_model(_tiny_model())
   params_before = jax.tree.map(np.array, params)
-  frames = adaptation.target_frames(trials)
+  frames = frames_lib.target_frames(trials)
   assert frames.shape == (60, 4, 4) and frames.max() < 1000
-  adapted = adaptation.adabn(graphdef, params, batch_stats, frames, batch_size=16)
+  adapted = adabn.adabn(graphdef, params, batch_stats, frames, batch_size=16)
   np.testing.assert_allclose(adapted['input_norm']['mean'][...], [frames.mean()], rtol=1e-5)
   np.testing.assert_allclose(adapted['input_norm']['var'][...], [frames.var()], rtol=1e-4)
   jax.tree.map(np.testing.assert_array_equal, params_before, jax.tree.map(np.array, params))
@@ -110,14 +112,14 @@ def test_finetuning_only_the_head_leaves_other_parameters():
   before = jax.tree.map(np.array, nnx.state(model, nnx.Param))
   cfg = ml_collections.ConfigDict(dict(epochs=1, batch_size=8, learning_rate=0.1, momentum=0.9,
                                        weight_decay=1e-4, lr_boundaries=()))
-  names = adaptation.check_trainable(before, ('head',))
+  names = optimizer.check_trainable(before, ('head',))
   _, state = trainer.fit(model, frames, labels, cfg, 0, trainable=names)
   after = jax.tree.map(np.array, state.params)
   assert not np.array_equal(before['head']['kernel'][...], after['head']['kernel'][...])
   np.testing.assert_array_equal(before['convs'][0]['kernel'][...],
                                 after['convs'][0]['kernel'][...])
   with pytest.raises(ValueError, match='adapt.finetune_layers'):
-    adaptation.check_trainable(before, ('nope',))
+    optimizer.check_trainable(before, ('nope',))
 
 
 def _config(tiny_data_dir, method, **adapt):
@@ -175,8 +177,42 @@ def test_intra_session_pretrain_end_to_end(tiny_data_dir, tmp_path):
 
 
 def test_workdirs_from_before_the_adapt_keys_still_resume():
-  stored = {'seeds': [0]}
-  assert experiment.config_differences(stored, {'seeds': [0], 'adapt': experiment.ADAPT_DEFAULTS}) == []
-  changed = {**experiment.ADAPT_DEFAULTS, 'method': 'adabn'}
-  assert experiment.config_differences(stored, {'seeds': [0], 'adapt': changed}) == [
-      'adapt.method: (absent) -> "adabn"']
+  stored = {'seeds': [0]}  # A config.json written before most keys existed.
+  now = config_lib.default_config()
+  now.parallel, now.num_cpu_devices = 'none', '1'  # What such runs resolved to.
+  assert config_lib.differences(stored, now.to_dict()) == []
+  now.adapt.method = 'adabn'
+  assert config_lib.differences(stored, now.to_dict()) == ['adapt.method: "none" -> "adabn"']
+
+
+def test_adabn_takes_the_models_own_norm_order_and_refuses_a_model_without_it():
+  model = _tiny_model()
+  assert adabn.norms_in_call_order(model) == [model.input_norm, *model.norms]
+  geng = models.build('geng_convnet', 3, seed=0, grid_shape=(4, 4), conv_features=(2,),
+                      local_features=(2,), dense_features=(4,), dropout_layers=0)
+  assert adabn.norms_in_call_order(geng)[0] is geng.input_norm
+  assert adabn.norms_in_call_order(geng)[-1] is geng.dense_norms[-1]
+
+  class Plain(nnx.Module):
+    def __init__(self):
+      self.norm = nnx.BatchNorm(1, rngs=nnx.Rngs(0))
+
+  with pytest.raises(ValueError, match='norms_in_call_order'):
+    adabn.norms_in_call_order(Plain())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['adabn', 'finetune'])
+def test_leave_one_subject_out_adapts_to_the_held_out_subject(tiny_data_dir, tmp_path, method):
+  config = _config(tiny_data_dir, method, score_on_finetune_split=True)
+  config.protocol.name = 'leave_one_subject_out'
+  config.protocol.subjects = (1, 2)
+  config.protocol.sessions = (1,)
+  config.protocol.folds = ('S01',)
+  (row,) = experiment.train_and_evaluate(config, str(tmp_path))
+  assert row['adapt_method'] == method and row['fold'] == 'S01'
+  # Fine-tune (or held-back) trials: the first of each of the held-out subject's gestures.
+  assert {t.split('-')[0] for t in row['split']['finetune']} == {'1'}
+  assert {t.split('-')[0] for t in row['split']['train']} == {'2'}
+  assert len(row['split']['finetune']) == 3
+  assert (row['num_finetune_frames'] > 0) == (method == 'finetune')

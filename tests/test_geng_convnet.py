@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from hdsemg_jax import config as config_lib
 from hdsemg_jax import models
 from hdsemg_jax.training import optimizer, state as state_lib, steps
 from tests.separable_batch import train_on_separable_batch
@@ -37,10 +38,26 @@ def test_output_shape_and_wrong_grid_is_named():
     model(jnp.zeros((3, 4, 6)))
 
 
-def test_default_config_keys_of_other_models_are_ignored():
-  model = models.build('geng_convnet', 8, seed=0, features=(8,), kernel_sizes=(3,), strides=(1,),
-                       conv_impl='xla', **SMALL)
-  assert models.num_params(model) > 0
+def test_geng_reads_its_own_config_keys_and_ignores_all_convnets():
+  config = config_lib.default_config()
+  config.model.name = 'geng_convnet'
+  config.model.update({k: v for k, v in SMALL.items() if k != 'grid_shape'})
+  config.model.features = (8,)  # All-ConvNet's keys: not read by geng_convnet.
+  from_config = models.build_from_config(config.model, 5, (6, 4), seed=0)
+  explicit = models.build('geng_convnet', 5, seed=0, **SMALL)
+  a, b = nnx.state(from_config, nnx.Param), nnx.state(explicit, nnx.Param)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  config.model.dropout = 0.25  # Its own keys are config keys, so the command line sets them.
+  assert models.build_from_config(config.model, 5, (6, 4), seed=0).dropout.rate == 0.25
+
+
+def test_a_model_key_of_no_model_is_an_error():
+  config = config_lib.default_config()
+  with config.unlocked():
+    config.model.dense_width = 3
+  with pytest.raises(ValueError, match='config.model.dense_width is not a config key'):
+    config_lib.check(config)
 
 
 def test_dropout_is_active_in_train_mode_only():
@@ -67,5 +84,5 @@ def test_train_step_lowers_the_loss_on_a_tiny_batch():
   graphdef, state, x, y, losses = train_on_separable_batch(models.build('geng_convnet', 3, seed=0, **SMALL))
   assert losses[-1] < 0.5 * losses[0]
   # Evaluation runs without dropout keys and with the running BatchNorm statistics.
-  predicted = steps.make_predict(graphdef)(state, x)
+  predicted = steps.make_predict(graphdef)(state.params, state.batch_stats, x)
   assert predicted.shape == (24,) and float(jnp.mean(predicted == y)) > 0.5

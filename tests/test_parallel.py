@@ -10,75 +10,54 @@ import os
 import subprocess
 import sys
 
-import ml_collections
 import pytest
 
-from hdsemg_jax import experiment, runtime
+from tests.cli_helpers import ROOT, cli_env, read_rows
+from hdsemg_jax import config as config_lib
+from hdsemg_jax import runtime
 from hdsemg_jax.training import parallel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, 'tests', 'parallel_worker.py')
-TINY = 'experiments/configs/tiny.py'
-
-
-def _env(**extra):
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu', **extra}
-  for key in ('HDSEMG_FAULT', 'XLA_FLAGS', 'JAX_COORDINATOR_ADDRESS'):
-    if key not in extra:
-      env.pop(key, None)
-  return env
 
 
 def _worker(num_devices, *args, **env):
   proc = subprocess.run([sys.executable, WORKER, str(num_devices), *map(str, args)], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600, env=_env(**env))
+                        capture_output=True, text=True, timeout=600, env=cli_env(**env))
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-5000:]
   return proc.stdout
 
 
-def _main(data_dir, workdir, *args, fault=None):
-  cmd = [sys.executable, '-m', 'experiments.main', f'--config={TINY}',
-         f'--config.dataset.data_dir={data_dir}', f'--workdir={workdir}', *args]
-  env = _env(HDSEMG_FAULT=fault) if fault else _env()
-  return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-
-
-def _rows(workdir):
-  rows = [json.loads(line) for line in (workdir / 'results.jsonl').read_text().splitlines()]
-  for r in rows:
-    assert r.pop('train_seconds') >= 0
-  return rows
-
-
+@pytest.mark.slow
 def test_modes_agree_and_seed_parallel_equals_seeds_in_turn_on_four_devices():
   assert 'modes agree' in _worker(4, 'modes')
 
 
+@pytest.mark.slow
 def test_experiment_compiles_the_train_step_once_per_fold_and_phase(tiny_data_dir, tmp_path):
   out = _worker(4, 'experiment', tiny_data_dir, WORKDIR=str(tmp_path))
   assert 'compiled once per phase' in out
 
 
-def test_batches_that_do_not_divide_by_the_devices_are_named_errors(tiny_data_dir, tmp_path):
-  proc = _main(tiny_data_dir, tmp_path / 'a', '--config.num_cpu_devices=3',
-               '--config.parallel=pmap')
+@pytest.mark.slow
+def test_batches_that_do_not_divide_by_the_devices_are_named_errors(run_main, tmp_path):
+  proc = run_main('--config.num_cpu_devices=3', '--config.parallel=pmap', workdir=tmp_path / 'a')
   assert proc.returncode != 0
   assert 'train.batch_size=32 does not divide by the 3 devices of parallel=pmap' in proc.stderr
   # parallel=auto is sharding on 3 devices; the eval batch must divide too.
-  proc = _main(tiny_data_dir, tmp_path / 'b', '--config.num_cpu_devices=3',
-               '--config.train.batch_size=33')
+  proc = run_main('--config.num_cpu_devices=3', '--config.train.batch_size=33',
+                  workdir=tmp_path / 'b')
   assert proc.returncode != 0
   assert 'eval.batch_size=64 does not divide by the 3 devices of parallel=sharding' in proc.stderr
 
 
-def test_seed_parallel_sharded_run_resumes_and_records_its_device_settings(tiny_data_dir,
-                                                                           tmp_path):
+@pytest.mark.slow
+def test_seed_parallel_sharded_run_resumes_and_records_its_device_settings(run_main, tmp_path):
   # Subject 1: one fold of 7 steps per epoch, 14 in all; a checkpoint every 3 steps.
   args = ('--config.num_cpu_devices=2', '--config.seed_parallel=true',
           '--config.protocol.subjects=1', '--config.checkpoint.every_steps=3')
-  proc = _main(tiny_data_dir, tmp_path / 'ref', *args)
+  proc = run_main(*args, workdir=tmp_path / 'ref')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  reference = _rows(tmp_path / 'ref')
+  reference = read_rows(tmp_path / 'ref')
   assert [r['seed'] for r in reference] == [0, 1]
   for r in reference:
     assert (r['parallel'], r['num_devices'], r['num_cpu_devices'], r['seed_parallel']) == (
@@ -89,15 +68,15 @@ def test_seed_parallel_sharded_run_resumes_and_records_its_device_settings(tiny_
   assert (tmp_path / 'ref' / 'checkpoints' / 'S01-s1' / 'seeds_0-1').is_dir()
 
   workdir = tmp_path / 'run'
-  proc = _main(tiny_data_dir, workdir, *args, fault='after_checkpoint:2')
+  proc = run_main(*args, workdir=workdir, fault='after_checkpoint:2')
   assert proc.returncode == -9, proc.stderr[-3000:]
-  proc = _main(tiny_data_dir, workdir, *args)
+  proc = run_main(*args, workdir=workdir)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'fold S01-s1 seeds 0,1: resumed from checkpoint at step 6' in proc.stderr
-  assert _rows(workdir) == reference
+  assert read_rows(workdir) == reference
 
   # Another device split resolves to other values: refused like any other config change.
-  proc = _main(tiny_data_dir, workdir, *args[1:], '--config.num_cpu_devices=1')
+  proc = run_main(*args[1:], '--config.num_cpu_devices=1', workdir=workdir)
   assert proc.returncode != 0
   assert 'num_cpu_devices: "2" -> "1"' in proc.stderr
   assert 'parallel: "sharding" -> "none"' in proc.stderr
@@ -113,19 +92,26 @@ def test_parallel_modes_resolve_and_unknown_ones_are_named():
 
 
 def test_device_settings_resolve_once_jax_has_started():
-  config = ml_collections.ConfigDict(dict(parallel='auto', num_cpu_devices='auto',
-                                          seed_parallel=False))
-  settings = runtime.configure_devices(config)
+  settings = runtime.configure_devices('auto', 'auto')
   assert (settings.parallel, settings.num_cpu_devices, settings.num_devices) == ('none', 1, 1)
-  assert (config.parallel, config.num_cpu_devices) == ('none', '1')
-  runtime.configure_devices(config)  # Again, with the resolved values: the same.
+  assert runtime.configure_devices('none', '1') == settings  # Again: the same.
   with pytest.raises(ValueError, match='num_cpu_devices=4, but JAX has already started'):
-    runtime.configure_devices(ml_collections.ConfigDict(dict(num_cpu_devices='4')))
+    runtime.configure_devices('auto', '4')
   with pytest.raises(ValueError, match="num_cpu_devices='two' must be 'auto'"):
-    runtime.configure_devices(ml_collections.ConfigDict(dict(num_cpu_devices='two')))
+    runtime.configure_devices('auto', 'two')
 
 
-def test_auto_cpu_devices_and_multi_host_detection(monkeypatch):
+def test_auto_num_cpu_devices_keeps_a_count_already_chosen(monkeypatch):
+  monkeypatch.setattr(runtime.jax.config, 'jax_num_cpu_devices', -1, raising=False)
+  monkeypatch.delenv('XLA_FLAGS', raising=False)
+  assert runtime.auto_num_cpu_devices() == 1
+  monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_foo=1 --xla_force_host_platform_device_count=6')
+  assert runtime.auto_num_cpu_devices() == 6
+  monkeypatch.setattr(runtime.jax.config, 'jax_num_cpu_devices', 3, raising=False)
+  assert runtime.auto_num_cpu_devices() == 3  # Set in code: it wins over the flag.
+
+
+def test_multi_host_detection(monkeypatch):
   for key in ('JAX_COORDINATOR_ADDRESS', 'TPU_WORKER_HOSTNAMES', 'SLURM_NTASKS',
               'OMPI_COMM_WORLD_SIZE'):
     monkeypatch.delenv(key, raising=False)
@@ -140,13 +126,15 @@ def test_auto_cpu_devices_and_multi_host_detection(monkeypatch):
 
 
 def test_workdirs_from_before_the_device_keys_still_resume():
-  stored = {'seeds': [0], 'train': {'epochs': 2}}
-  now = {**stored, 'parallel': 'none', 'num_cpu_devices': '1', 'seed_parallel': False}
-  assert experiment.config_differences(stored, now) == []
-  assert experiment.config_differences(stored, {**now, 'parallel': 'sharding'}) == [
-      'parallel: (absent) -> "sharding"']
+  stored = {'seeds': [0], 'train': {'epochs': 6}}
+  now = config_lib.default_config().to_dict()
+  now.update(parallel='none', num_cpu_devices='1', seed_parallel=False)
+  assert config_lib.differences(stored, now) == []
+  assert config_lib.differences(stored, {**now, 'parallel': 'sharding'}) == [
+      'parallel: "none" -> "sharding"']
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_program_of_four_devices():
   # Multi-host readiness: jax.distributed over two local CPU processes of 2 devices each.
   import socket
@@ -156,7 +144,7 @@ def test_two_processes_train_as_one_program_of_four_devices():
   procs = [subprocess.Popen(
       [sys.executable, WORKER, '2', 'multihost'], cwd=ROOT, stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True,
-      env=_env(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
+      env=cli_env(JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
                JAX_PROCESS_ID=str(i))) for i in (0, 1)]
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (out, err) in zip(procs, outs):

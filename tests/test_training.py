@@ -57,11 +57,11 @@ def test_prediction_in_slices_equals_prediction_of_the_whole_batch():
                             lr_boundaries=(), total_steps=1)
   graphdef, state = state_lib.create(_tiny_model(), tx, 0)
   frames = np.random.default_rng(0).standard_normal((70, 16, 8)).astype(np.float32)
-  whole = np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=0))(state, frames))
+  whole = np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=0))(state.params, state.batch_stats, frames))
   # 70 frames in slices of 16: four slices and a remainder of 6; 20 in slices of 16: too
   # few to slice.
-  sliced = np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state, frames))
+  sliced = np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state.params, state.batch_stats, frames))
   np.testing.assert_array_equal(sliced, whole)
   assert len(set(whole.tolist())) > 1  # Not a constant prediction.
   np.testing.assert_array_equal(
-      np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state, frames[:20])), whole[:20])
+      np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state.params, state.batch_stats, frames[:20])), whole[:20])

@@ -1,6 +1,7 @@
 """Speed measurements of a model: compile time, throughput, latency, achieved FLOP/s.
 
-`experiments.benchmark` is the command line; `experiments/torch_reference.py`
+`experiments.benchmark` is the command line (this module is its library, a tool beside
+the experiments rather than part of `hdsemg_jax`); `experiments/torch_reference.py`
 reports the same fields for PyTorch so both can be tabulated side by side.
 
 Training is measured with the project's own train step (`steps.make_train_step`
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from hdsemg_jax import ops
 from hdsemg_jax.training import optimizer, state as state_lib, steps
 
 # Forward + input gradient + weight gradient.
@@ -110,11 +112,14 @@ def _timed_compile(jitted, *args) -> tuple[Any, float]:
 
 
 def measure_batch(model: nnx.Module, frame_shape: Sequence[int], num_classes: int,
-                  batch_size: int, *, precision: str = 'float32', seconds: float = 4.0,
-                  repeats: int = 5, warmup: int = 3, seed: int = 0) -> dict[str, float]:
+                  batch_size: int, *, conv_impl: str = 'xla', precision: str = 'float32',
+                  seconds: float = 4.0, repeats: int = 5, warmup: int = 3,
+                  seed: int = 0) -> dict[str, float]:
   """Compile times and steady-state training and inference throughput at ``batch_size``.
 
-  ``model`` is not changed (the train state holds copies of its parameters).
+  ``model`` is not changed (the train state holds copies of its parameters). The
+  train step is compiled with the options a run of ``model.conv_impl=conv_impl``
+  gets (`hdsemg_jax.ops.train_compiler_options`).
   """
   if precision not in PRECISIONS:
     raise ValueError(f'precision={precision!r} is not known (known: {", ".join(PRECISIONS)}).')
@@ -134,7 +139,8 @@ def measure_batch(model: nnx.Module, frame_shape: Sequence[int], num_classes: in
                         batch_stats=_cast(state.batch_stats, dtype))
   # The train step donates its state, so the model's own arrays must not be in it.
   state = jax.tree.map(jnp.copy, state)
-  train_step, compile_train = _timed_compile(steps.make_train_step(graphdef, tx, batch_size),
+  options = ops.train_compiler_options(conv_impl, batch_size)
+  train_step, compile_train = _timed_compile(steps.make_train_step(graphdef, tx, options),
                                              state, frames, labels, batches[0])
   holder = {'state': state, 'i': 0}
 
@@ -147,9 +153,11 @@ def measure_batch(model: nnx.Module, frame_shape: Sequence[int], num_classes: in
   train_rate = _median_rate(train, batch_size, seconds, repeats, warmup)
 
   x = frames[:batch_size]
-  predict, compile_predict = _timed_compile(steps.make_predict(graphdef), holder['state'], x)
-  infer_rate = _median_rate(lambda: predict(holder['state'], x), batch_size, seconds, repeats,
-                            warmup)
+  predict, compile_predict = _timed_compile(steps.make_predict(graphdef),
+                                            holder['state'].params, holder['state'].batch_stats, x)
+  infer_rate = _median_rate(
+      lambda: predict(holder['state'].params, holder['state'].batch_stats, x), batch_size,
+      seconds, repeats, warmup)
   return {'batch_size': batch_size, 'compile_train_s': compile_train,
           'compile_predict_s': compile_predict, 'train_frames_per_s': train_rate,
           'infer_frames_per_s': infer_rate}
@@ -160,18 +168,15 @@ def measure_latency(model: nnx.Module, frame_shape: Sequence[int], *, precision:
   """Single-frame prediction latency: a host frame in, its class back on the host."""
   dtype = jnp.dtype(precision)
   graphdef, params, batch_stats = state_lib.split_model(model)
-  tx = optimizer.sgd_recipe(learning_rate=0.01, momentum=0.9, weight_decay=0.0,
-                            lr_boundaries=(), total_steps=1)
-  _, state = state_lib.create(model, tx, seed)
-  state = state.replace(params=_cast(params, dtype), batch_stats=_cast(batch_stats, dtype))
+  params, batch_stats = _cast(params, dtype), _cast(batch_stats, dtype)
   predict = steps.make_predict(graphdef)
   frames = np.random.default_rng(seed).standard_normal((samples, 1, *frame_shape)).astype(dtype)
   for i in range(warmup):
-    np.asarray(predict(state, frames[i % samples]))
+    np.asarray(predict(params, batch_stats, frames[i % samples]))
   times = np.empty(samples)
   for i in range(samples):
     start = time.perf_counter()
-    np.asarray(predict(state, frames[i]))
+    np.asarray(predict(params, batch_stats, frames[i]))
     times[i] = time.perf_counter() - start
   return {'p50_ms': 1e3 * float(np.percentile(times, 50)),
           'p90_ms': 1e3 * float(np.percentile(times, 90))}

@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from hdsemg_jax import models
-from hdsemg_jax.models import batch_norm
+from hdsemg_jax.ops import batch_norm
 from hdsemg_jax.training import state as state_lib
 
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from hdsemg_jax import models
-from hdsemg_jax.models import conv_impls, layers
+from hdsemg_jax import models, ops
+from hdsemg_jax.models import layers
+from hdsemg_jax.ops import compiler_options, conv as conv_impls
 from hdsemg_jax.training import optimizer, state as state_lib, steps
 
 # 'auto' is one of these on every backend (checked below).
-ALTERNATIVES = ['im2col', 'hybrid']
+ALTERNATIVES = ['hybrid']
 
 # (batch, height, width, in, out, kernel, stride, bias): All-ConvNet's and Geng ConvNet's layers
 # on 16 x 8 frames (Geng's are its first two), plus odd grids and a batch large enough that
@@ -116,40 +117,62 @@ def test_whole_model_loss_and_gradients_match_xla(name, kwargs, impl):
     _assert_close(g_impl, g, f'{impl} {jax.tree_util.keystr(path)}', scale)
 
 
-def test_strided_layers_of_the_models_take_the_per_phase_input_gradient():
+def test_strided_layers_of_the_models_take_the_per_phase_input_gradient(monkeypatch):
   # Otherwise the stride-2 rows above would only test the fallback.
-  assert conv_impls._has_phases((4, 16, 8, 64), (3, 3, 64, 128), (2, 2))
-  assert conv_impls._has_phases((3, 12, 6, 8), (3, 3, 8, 8), (3, 3))
-  assert not conv_impls._has_phases((3, 7, 5, 1), (3, 3, 1, 16), (2, 2))  # Odd sides.
-  assert not conv_impls._has_phases((4, 16, 8, 64), (3, 3, 64, 64), (1, 1))
+  calls = []
+  original = conv_impls._phase_input_grad
+
+  def spy(*args, **kwargs):
+    calls.append(args[2])  # The input's shape.
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(conv_impls, '_phase_input_grad', spy)
+  x = jnp.ones((4, 16, 8, 64), jnp.float32)
+  kernel = jnp.ones((3, 3, 64, 128), jnp.float32) / 100
+  conv = conv_impls.conv_general_dilated('hybrid')
+  jax.grad(lambda x: jnp.sum(conv(x, kernel, (2, 2), 'SAME',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))))(x)
+  assert calls == [(4, 16, 8, 64)]
+  # Odd sides cannot be split into phases: the compiler's gradient instead.
+  calls.clear()
+  x_odd = jnp.ones((3, 7, 5, 64), jnp.float32)
+  jax.grad(lambda x: jnp.sum(conv(x, kernel, (2, 2), 'SAME',
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))))(x_odd)
+  assert calls == []
 
 
-def test_training_steps_on_cpu_compile_without_library_fusions_except_for_xla():
-  graphdefs = {impl: nnx.split(models.build('all_convnet', 8, seed=0, conv_impl=impl))[0]
-               for impl in conv_impls.IMPLS}
-  assert conv_impls.formulations(graphdefs['xla']) == set()
-  assert conv_impls.formulations(graphdefs['auto']) == {'auto'}
-  options = {impl: conv_impls.train_compiler_options(g) for impl, g in graphdefs.items()}
-  assert options['xla'] is None  # The straightforward baseline keeps XLA's defaults.
-  if jax.default_backend() != 'cpu':
-    assert all(o is None for o in options.values())
-    return
-  assert options['auto'] == options['hybrid'] == options['im2col']
-  if options['auto'] is None:
-    pytest.skip('this jaxlib has no xla_cpu_experimental_ynn_fusion_type flag')
-  # Single-frame steps keep XLA's defaults (measured faster with them).
-  small = conv_impls.TRAIN_OPTIONS_MIN_BATCH
-  assert conv_impls.train_compiler_options(graphdefs['auto'], small - 1) is None
-  assert conv_impls.train_compiler_options(graphdefs['auto'], small) == options['auto']
+def _compiled_step_text(options):
   tx = optimizer.sgd_recipe(learning_rate=0.1, momentum=0.9, weight_decay=1e-4,
                             lr_boundaries=(), total_steps=3)
   graphdef, state = state_lib.create(models.build('all_convnet', 8, seed=0, conv_impl='auto'),
                                      tx, 0)
-  frames = jnp.zeros((8, 16, 8), jnp.float32)
-  labels = jnp.zeros((8,), jnp.int32)
-  compiled = steps.make_train_step(graphdef, tx).lower(state, frames, labels,
-                                                       jnp.arange(8)).compile()
-  assert 'ynn_fusion' not in compiled.as_text()
+  frames = jnp.zeros((64, 16, 8), jnp.float32)
+  labels = jnp.zeros((64,), jnp.int32)
+  return steps.make_train_step(graphdef, tx, options).lower(
+      state, frames, labels, jnp.arange(64)).compile().as_text()
+
+
+def test_training_steps_on_cpu_compile_without_library_fusions_except_for_xla():
+  options = {impl: ops.train_compiler_options(impl) for impl in conv_impls.IMPLS}
+  assert options['xla'] is None  # The straightforward baseline keeps XLA's defaults.
+  if jax.default_backend() != 'cpu':
+    assert all(o is None for o in options.values())
+    return
+  assert options['auto'] == options['hybrid']
+  if options['auto'] is None:
+    pytest.skip('this jaxlib has no xla_cpu_experimental_ynn_fusion_type flag')
+  # Single-frame steps keep XLA's defaults (measured faster with them).
+  small = compiler_options.MIN_BATCH
+  assert ops.train_compiler_options('auto', small - 1) is None
+  assert ops.train_compiler_options('auto', small) == options['auto']
+  with pytest.raises(ValueError, match='model.conv_impl'):
+    ops.train_compiler_options('fft')
+  # Positive control: with XLA's defaults the same step does use the library fusions, so
+  # their absence below is the options' doing.
+  default_text = _compiled_step_text(None)
+  if 'ynn_fusion' not in default_text:
+    pytest.skip('this jaxlib compiles the step without YNNPACK fusions even by default')
+  assert 'ynn_fusion' not in _compiled_step_text(options['auto'])
 
 
 def test_parameters_trained_with_one_formulation_run_with_every_other():
@@ -180,7 +203,8 @@ def test_auto_picks_a_formulation_per_backend_and_unknown_names_fail():
   assert conv_impls.resolve('auto') == ('hybrid' if on_cpu else 'xla')
   assert conv_impls.resolve('auto', conv_impls.AUTO_HYBRID_MIN_BATCH) == conv_impls.resolve('auto')
   assert conv_impls.resolve('auto', 1) == 'xla'  # Single frames: the compiler's convolution.
-  assert conv_impls.resolve('im2col') == 'im2col'
+  with pytest.raises(ValueError, match='model.conv_impl'):
+    conv_impls.resolve('im2col')  # Dropped: slower than 'xla' everywhere it was measured.
   with pytest.raises(ValueError, match='model.conv_impl'):
     models.build('all_convnet', 8, seed=0, conv_impl='fft')
 
