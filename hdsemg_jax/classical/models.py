@@ -34,7 +34,7 @@ def _lda(C: float) -> pipeline.Pipeline:
 def _logreg(C: float) -> pipeline.Pipeline:
   return pipeline.make_pipeline(
       preprocessing.StandardScaler(),
-      linear_model.LogisticRegression(C=C, solver='lbfgs', max_iter=2000, tol=1e-6))
+      linear_model.LogisticRegression(C=C, solver='lbfgs', max_iter=1000, tol=1e-4))
 
 
 def _linear_svm(C: float) -> pipeline.Pipeline:
