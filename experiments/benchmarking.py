@@ -140,7 +140,8 @@ def measure_batch(model: nnx.Module, frame_shape: Sequence[int], num_classes: in
   # The train step donates its state, so the model's own arrays must not be in it.
   state = jax.tree.map(jnp.copy, state)
   options = ops.train_compiler_options(conv_impl, batch_size)
-  train_step, compile_train = _timed_compile(steps.make_train_step(graphdef, tx, options),
+  train_step, compile_train = _timed_compile(
+      steps.make_train_step(graphdef, tx, steps.StepOptions.create(compiler_options=options)),
                                              state, frames, labels, batches[0])
   holder = {'state': state, 'i': 0}
 

@@ -18,7 +18,7 @@ import ml_collections
 from ml_collections import config_dict
 
 # Adaptation to the target of a fold (config.adapt.method).
-ADAPT_METHODS = ('none', 'adabn', 'finetune')
+ADAPT_METHODS = ('none', 'adabn', 'finetune', 'align', 'align+adabn')
 # Protocols whose test data is another session or subject: those that adaptation is for.
 ADAPT_PROTOCOLS = ('inter_session', 'leave_one_subject_out')
 # Pre-trains on every fold's training trials, then fine-tunes on the target's own.
@@ -68,10 +68,21 @@ def default_config() -> ml_collections.ConfigDict:
   config.train.weight_decay = 1e-4
   config.train.lr_boundaries = (16 / 28, 24 / 28)  # Fractions of the run; lr /= 10 at each.
   config.train.frame_stride = 3  # Train on every n-th usable frame; evaluation scores all.
+  # Augmentation of every training batch on the device (hdsemg_jax.training.augment); off by
+  # default. max_shift: (rows, columns) in whole electrodes, circular along the axis that wraps
+  # round the forearm, a zero-filled translation otherwise; gain_jitter: std of a per-electrode
+  # log gain; electrode_dropout: probability that an electrode of a frame is zeroed.
+  config.train.augment = ml_collections.ConfigDict()
+  config.train.augment.max_shift = (0, 0)
+  config.train.augment.gain_jitter = 0.0
+  config.train.augment.electrode_dropout = 0.0
 
   config.eval = ml_collections.ConfigDict()
   config.eval.vote_windows = (1, 40, 150)
   config.eval.batch_size = 1000
+  # Robustness: also score the test frames displaced by each of these shifts, 'rows:columns'
+  # (e.g. ('-2:0', '0:0', '2:0')); results under the rows' shift_scores and shift_robustness.png.
+  config.eval.shifts = ()
 
   config.checkpoint = ml_collections.ConfigDict()
   # Save the training state every n steps (0: only at the end of each fold and seed); a rerun on
@@ -82,7 +93,8 @@ def default_config() -> ml_collections.ConfigDict:
   # Adaptation to the target of inter-session/-subject folds: 'none'; 'adabn' (BatchNorm
   # statistics re-estimated on the unlabelled test frames, Du et al. 2017); 'finetune' (the
   # pre-trained model fine-tuned on the first `finetune_trials` trials of each target gesture,
-  # which are then not tested: All-ConvNet+TL). intra_session takes 'none' only.
+  # which are then not tested: All-ConvNet+TL); 'align', 'align+adabn' (below).
+  # intra_session takes 'none' only.
   config.adapt.method = 'none'
   config.adapt.finetune_trials = 1
   config.adapt.finetune_layers = ('all',)  # Top-level parameter names, e.g. ('head',); 'all'.
@@ -91,6 +103,12 @@ def default_config() -> ml_collections.ConfigDict:
   # Score 'none'/'adabn' on the test trials that 'finetune' would leave, for a like-for-like
   # comparison (the fine-tune trials are then simply not used).
   config.adapt.score_on_finetune_split = False
+  # 'align' / 'align+adabn' (label-free, transductive like AdaBN): the target's grid displacement
+  # is estimated from its unlabelled test inputs against the training data's electrode
+  # co-activation (hdsemg_jax.preprocessing.alignment), within +-max_shift (rows, columns), and
+  # undone before scoring (and before AdaBN).
+  config.adapt.align_max_shift = (2, 2)
+  config.adapt.align_window = 25  # Frames per RMS window of the co-activation statistic.
 
   config.seeds = (0,)
 
@@ -254,6 +272,16 @@ class Adaptation:
   finetune_learning_rate: float
   score_on_finetune_split: bool
   protocol: str
+  align_max_shift: tuple[int, int] = (2, 2)
+  align_window: int = 25
+
+  @property
+  def aligns(self) -> bool:
+    return self.method in ('align', 'align+adabn')
+
+  @property
+  def adabn(self) -> bool:
+    return self.method in ('adabn', 'align+adabn')
 
   @property
   def splits_folds(self) -> bool:
@@ -288,4 +316,6 @@ def adaptation(config: ml_collections.ConfigDict) -> Adaptation:
                     finetune_epochs=int(adapt.finetune_epochs),
                     finetune_learning_rate=float(adapt.finetune_learning_rate),
                     score_on_finetune_split=bool(adapt.score_on_finetune_split),
-                    protocol=protocol)
+                    protocol=protocol,
+                    align_max_shift=tuple(int(m) for m in adapt.align_max_shift),
+                    align_window=int(adapt.align_window))

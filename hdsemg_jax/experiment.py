@@ -25,24 +25,27 @@ together. On several hosts, process 0 writes the results.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 from typing import Any, Iterator, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 from absl import logging
 
 from hdsemg_jax import checkpointing, inference, provenance, run_lock, run_setup
 from hdsemg_jax import workdir as workdir_lib
-from hdsemg_jax.data import trials as trials_lib
-from hdsemg_jax.evaluation import evaluate
+from hdsemg_jax.evaluation import evaluate, robustness
 from hdsemg_jax.protocols import Fold
-from hdsemg_jax.reporting import curves, plots, results, tables
+from hdsemg_jax.reporting import curves, plots, results, robustness_plot, tables
 from hdsemg_jax.run_setup import RunSetup
 from hdsemg_jax.training import recipe
 
 TABLE_METRICS = ('frame_accuracy', 'vote_accuracy/150')
+SHIFT_PLOT = 'shift_robustness.png'
 
 
 def _is_primary() -> bool:
@@ -65,7 +68,7 @@ class _Outputs:
     self.workdir, self.fold, self.seeds = workdir, fold, list(seeds)
     writes = workdir is not None and _is_primary()
     self.curves = {s: curves.CurveWriter(
-        f'{workdir}/{workdir_lib.CURVES_FILE}',
+        os.path.join(workdir, workdir_lib.CURVES_FILE),
         workdir_lib.pair_dir(workdir, workdir_lib.TENSORBOARD_DIR, fold.id, s), fold.id, s)
         for s in self.seeds} if writes else {}
 
@@ -104,10 +107,15 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
   """
   config, spec, plan = setup.config, setup.spec, setup.plan
   state = trained.states[index]
-  test_trials = trials_lib.select(setup.trials, fold.test)
-  predictions = evaluate.predict_trials(plan.predictor(trained.graphdef, state), test_trials,
-                                        int(config.eval.batch_size))
+  test_trials = trained.test_trials
+  predict = plan.predictor(trained.graphdef, state)
+  predictions = evaluate.predict_trials(predict, test_trials, int(config.eval.batch_size))
   scores = evaluate.score(predictions, test_trials, spec.num_classes, config.eval.vote_windows)
+  extra: dict[str, Any] = {}
+  if config.eval.shifts:
+    extra['shift_scores'] = robustness.shift_robustness(
+        predict, test_trials, robustness.parse_shifts(config.eval.shifts),
+        config.eval.vote_windows, spec.num_classes, spec.wrap_axis, int(config.eval.batch_size))
   if workdir is not None and _is_primary():
     model_config = config.model.to_dict()
     inference.save_model(
@@ -132,6 +140,8 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'num_params': trained.num_params,
       'num_train_frames': trained.num_train_frames,
       'adapt_method': setup.adapt.method,
+      'align_shift': None if trained.align_shift is None else list(trained.align_shift),
+      'augment': dataclasses.asdict(setup.augment),
       'num_finetune_frames': trained.num_finetune_frames,
       # With seed_parallel, the time of all the fold's seeds trained together.
       'train_seconds': round(trained.train_seconds, 3),
@@ -145,6 +155,7 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'protocol_subjects': config.protocol.subjects,
       'protocol_folds': config.protocol.folds,
       'provenance': provenance.collect(config.to_dict(), spec.name, spec.version),
+      **extra,
   }
 
 
@@ -170,6 +181,18 @@ def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
     yield seed, score_seed(setup, fold, seed, trained, 0, workdir)
 
 
+def mean_shift_scores(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Per shift, the rows' ``shift_scores`` accuracies averaged over folds and seeds."""
+  out = []
+  for i, first in enumerate(rows[0]['shift_scores']):
+    scores = [r['shift_scores'][i] for r in rows]
+    out.append({'shift': first['shift'],
+                'frame_accuracy': float(np.mean([s['frame_accuracy'] for s in scores])),
+                'vote_accuracy': {w: float(np.mean([s['vote_accuracy'][w] for s in scores]))
+                                  for w in first['vote_accuracy']}})
+  return out
+
+
 def _title(setup: RunSetup) -> str:
   return f'{setup.config.model.name} on {setup.spec.name}, {setup.config.protocol.name}'
 
@@ -183,7 +206,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   is compared against.
   """
   workdir_lib.check_writable(workdir)
-  setup = run_setup.resolve(config)
+  return run(run_setup.resolve(config), workdir, allow_config_change=allow_config_change)
+
+
+def run(setup: RunSetup, workdir: str, *,
+        allow_config_change: bool = False) -> list[dict[str, Any]]:
+  """`train_and_evaluate` of a config already resolved (`run_setup.resolve`)."""
+  workdir_lib.check_writable(workdir)
   logging.info('parallel=%s on %d device(s) (%d process(es)), num_cpu_devices=%d, '
                'seed_parallel=%s', setup.devices.parallel, setup.devices.num_devices,
                setup.devices.num_processes, setup.devices.num_cpu_devices,
@@ -195,10 +224,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   table = tables.run_report(rows, title=_title(setup), synthetic=setup.spec.synthetic,
                             metrics=TABLE_METRICS)
   if _is_primary():
-    results.write_atomic(f'{workdir}/{workdir_lib.TABLE_FILE}', table)
+    results.write_atomic(os.path.join(workdir, workdir_lib.TABLE_FILE), table)
     plots.write_plots(rows, workdir, _title(setup), class_names=setup.spec.class_names,
                       synthetic=setup.spec.synthetic,
                       sampling_rate_hz=setup.spec.sampling_rate_hz)
+    if all(r.get('shift_scores') for r in rows):
+      robustness_plot.accuracy_vs_shift(
+          mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
+          f'{_title(setup)}: accuracy against electrode shift\n(mean over folds and seeds)')
   print(table)
   return rows
 

@@ -18,6 +18,7 @@ from hdsemg_jax import protocols, runtime
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import DatasetSpec, Trial
 from hdsemg_jax.preprocessing import filters
+from hdsemg_jax.training import augment as augment_lib
 from hdsemg_jax.training import parallel
 
 
@@ -32,6 +33,7 @@ class RunSetup:
   trials: Sequence[Trial]  # Conditioned by dataset.filters.
   folds: Sequence[protocols.Fold]
   seeds: tuple[int, ...]
+  augment: augment_lib.AugmentSettings  # train.augment, checked against the grid.
 
 
 def load_data(dataset_config: ml_collections.ConfigDict) -> tuple[DatasetSpec, list[Trial]]:
@@ -59,8 +61,10 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   plan.check_batch(int(config.eval.batch_size), 'eval.batch_size')
   spec, trials = load_data(config.dataset)
   folds = protocols.folds_for_run(trials, config.protocol, adapt)
+  augment = augment_lib.from_config(config, spec.grid_shape, spec.wrap_axis)
   return RunSetup(config=config, devices=devices, plan=plan, adapt=adapt, spec=spec,
-                  trials=trials, folds=folds, seeds=tuple(int(s) for s in config.seeds))
+                  trials=trials, folds=folds, seeds=tuple(int(s) for s in config.seeds),
+                  augment=augment)
 
 
 def describe(setup: RunSetup) -> str:

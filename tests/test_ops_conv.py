@@ -148,7 +148,8 @@ def _compiled_step_text(options):
                                      tx, 0)
   frames = jnp.zeros((64, 16, 8), jnp.float32)
   labels = jnp.zeros((64,), jnp.int32)
-  return steps.make_train_step(graphdef, tx, options).lower(
+  return steps.make_train_step(
+      graphdef, tx, steps.StepOptions.create(compiler_options=options)).lower(
       state, frames, labels, jnp.arange(64)).compile().as_text()
 
 

@@ -169,24 +169,25 @@ class Plan:
 
   def compile_train_step(self, graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
                          stacked: bool = False,
-                         compiler_options: dict[str, Any] | None = None) -> steps.TrainStep:
+                         options: steps.StepOptions = steps.StepOptions()) -> steps.TrainStep:
     """`steps.train_step_fn` compiled for this plan (the state donated).
 
     ``graphdef`` is `train_graphdef`'s. ``stacked``: vmapped over a leading seed
     axis of the state and of the batch indices; frames and labels are shared.
-    ``compiler_options``: XLA's (`hdsemg_jax.ops.train_compiler_options`); `jax.pmap`
-    takes none, so under ``pmap`` they are ignored.
+    ``options``: augmentation and XLA compiler options; `jax.pmap` takes no compiler
+    options, so under ``pmap`` those are ignored.
     """
     axis_name = AXIS if self.mode == 'pmap' else None
     batch_sharding = NamedSharding(self.mesh, P(AXIS)) if self.mode == 'sharding' else None
-    fn = steps.train_step_fn(graphdef, tx, axis_name=axis_name, batch_sharding=batch_sharding)
+    fn = steps.train_step_fn(graphdef, tx, axis_name=axis_name, batch_sharding=batch_sharding,
+                             options=options)
     if stacked:
       axes = state_lib.SEED_AXES
       fn = jax.vmap(fn, in_axes=(axes, None, None, 0), out_axes=(axes, 0))
     if self.mode == 'pmap':
       # jax.pmap takes no compiler options: XLA's defaults.
       return jax.pmap(fn, axis_name=AXIS, donate_argnums=0)
-    options = compiler_options
+    options = dict(options.compiler_options) or None
     if self.mode == 'none':
       return jax.jit(fn, donate_argnums=0, compiler_options=options)
     replicated = NamedSharding(self.mesh, P())

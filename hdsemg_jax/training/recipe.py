@@ -8,8 +8,16 @@ one fold and returns their final states, before scoring:
    folds: one shared checkpoint, which later folds restore at its final step.
 2. `finetune` on the fold's ``finetune`` trials (``adapt.method='finetune'``, or the
    ``intra_session_pretrain`` protocol), with ``adapt.finetune_*``.
-3. `adabn` (``adapt.method='adabn'``): BatchNorm statistics re-estimated on the
-   unlabelled frames of the test trials (`hdsemg_jax.training.adabn`).
+3. `align` (``adapt.method='align'`` or ``'align+adabn'``): the target's grid
+   displacement estimated from the unlabelled test inputs against the training
+   trials' electrode co-activation (`hdsemg_jax.preprocessing.alignment`); the test
+   trials are then shifted back before AdaBN and scoring. Transductive, like AdaBN:
+   test inputs, never labels.
+4. `adabn` (``adapt.method='adabn'`` or ``'align+adabn'``): BatchNorm statistics
+   re-estimated on the unlabelled frames of the (aligned) test trials
+   (`hdsemg_jax.training.adabn`).
+
+``train.augment`` applies to every training phase.
 
 One seed trains alone (`trainer.fit`); several train in one vmapped program
 (`trainer.fit_seeds`). Where checkpoints go and where curves are written is the
@@ -30,10 +38,12 @@ from flax import nnx
 from hdsemg_jax import models, ops
 from hdsemg_jax.data import frames as frames_lib
 from hdsemg_jax.data import trials as trials_lib
+from hdsemg_jax.data.trials import Trial
+from hdsemg_jax.preprocessing import alignment
 from hdsemg_jax.protocols import Fold
 from hdsemg_jax.run_setup import RunSetup
 from hdsemg_jax.training import adabn as adabn_lib
-from hdsemg_jax.training import optimizer, state as state_lib, trainer
+from hdsemg_jax.training import optimizer, state as state_lib, steps, trainer
 
 # (phase, checkpoint key) -> where that phase checkpoints; None: nowhere.
 CheckpointsFor = Callable[[str, str], 'trainer.Checkpoints | None']
@@ -52,6 +62,8 @@ class Trained:
   num_train_frames: int
   num_finetune_frames: int
   train_seconds: float  # Every phase of every seed.
+  test_trials: list[Trial]  # What the models are scored on (aligned where the config aligns).
+  align_shift: tuple[int, int] | None = None  # The estimated displacement that was undone.
 
 
 def build_models(setup: RunSetup, seeds: Sequence[int]) -> list[nnx.Module]:
@@ -66,12 +78,14 @@ def _fit(setup: RunSetup, built: Sequence[nnx.Module], frames: np.ndarray, label
          trainable: Sequence[str] | None = None) -> tuple[nnx.GraphDef, list]:
   """One phase over ``seeds``: `trainer.fit` for one, `trainer.fit_seeds` for several."""
   plan = setup.plan
-  options = ops.train_compiler_options(setup.config.model.conv_impl,
-                                       int(train_config.batch_size) // plan.num_devices)
+  options = steps.StepOptions.create(
+      augment=setup.augment, wrap_axis=setup.spec.wrap_axis,
+      compiler_options=ops.train_compiler_options(
+          setup.config.model.conv_impl, int(train_config.batch_size) // plan.num_devices))
   callbacks = ([on_epoch_for(s, phase) for s in seeds] if on_epoch_for is not None else None)
   common = dict(name=name, checkpoints=checkpoints,
                 every_steps=int(setup.config.checkpoint.every_steps), trainable=trainable,
-                plan=plan, compiler_options=options)
+                plan=plan, options=options)
   try:
     if len(seeds) == 1:
       graphdef, state = trainer.fit(built[0], frames, labels, train_config, seeds[0],
@@ -131,9 +145,28 @@ def finetune(setup: RunSetup, fold: Fold, seeds: Sequence[int], graphdef: nnx.Gr
   return graphdef, states, int(len(frames))
 
 
-def adabn(setup: RunSetup, fold: Fold, graphdef: nnx.GraphDef, states: list) -> list:
-  """``states`` with BatchNorm statistics of the fold's unlabelled test frames (AdaBN)."""
-  target = frames_lib.target_frames(trials_lib.select(setup.trials, fold.test))
+def align(setup: RunSetup, fold: Fold,
+          test_trials: list[Trial]) -> tuple[list[Trial], tuple[int, int]]:
+  """The test trials with their estimated grid displacement undone, and that shift.
+
+  The source statistic comes from the fold's training trials; the estimate reads
+  the whole test trials (inputs only: labels are never read).
+  """
+  source = alignment.coactivation([t.emg for t in trials_lib.select(setup.trials, fold.train)],
+                                  setup.adapt.align_window)
+  shift = alignment.estimate_shift(source, [t.emg for t in test_trials],
+                                   setup.adapt.align_max_shift, setup.spec.wrap_axis,
+                                   setup.adapt.align_window)
+  shift = (int(shift[0]), int(shift[1]))
+  aligned = [dataclasses.replace(t, emg=alignment.align(t.emg, shift, setup.spec.wrap_axis))
+             for t in test_trials]
+  return aligned, shift
+
+
+def adabn(setup: RunSetup, test_trials: list[Trial], graphdef: nnx.GraphDef,
+          states: list) -> list:
+  """``states`` with BatchNorm statistics of the unlabelled test frames (AdaBN)."""
+  target = frames_lib.target_frames(test_trials)
   return [adabn_lib.adabn_state(graphdef, s, target, int(setup.config.eval.batch_size))
           for s in states]
 
@@ -154,8 +187,12 @@ def train_fold(setup: RunSetup, fold: Fold, seeds: Sequence[int], *,
     graphdef, states, num_finetune_frames = finetune(
         setup, fold, seeds, graphdef, states, checkpoints_for=checkpoints_for,
         on_epoch_for=on_epoch_for)
-  if setup.adapt.method == 'adabn':
-    states = adabn(setup, fold, graphdef, states)
+  test_trials, shift = trials_lib.select(setup.trials, fold.test), None
+  if setup.adapt.aligns:
+    test_trials, shift = align(setup, fold, test_trials)
+  if setup.adapt.adabn:
+    states = adabn(setup, test_trials, graphdef, states)
   return Trained(graphdef=graphdef, states=states, num_params=num_params,
                  num_train_frames=num_train_frames, num_finetune_frames=num_finetune_frames,
-                 train_seconds=time.perf_counter() - start)
+                 train_seconds=time.perf_counter() - start, test_trials=test_trials,
+                 align_shift=shift)

@@ -11,6 +11,7 @@ and ``batch_sharding`` says how the gathered batch is laid out on a mesh.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -18,14 +19,38 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from hdsemg_jax.training import augment as augment_lib
 from hdsemg_jax.training.state import TrainState, apply_model
 
 TrainStep = Callable[[TrainState, jax.Array, jax.Array, jax.Array], tuple[TrainState, dict]]
 
 
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+  """What shapes a compiled train step besides the model and the optimizer (hashable).
+
+  ``augment``: training augmentation applied to every gathered batch on the device
+  (`augment.augment_batch`, keyed per (seed, step)); off (None or not enabled), the
+  step is exactly the one without it. ``wrap_axis``: the grid axis that wraps round
+  the forearm. ``compiler_options``: XLA's, as ``(name, value)`` pairs
+  (`hdsemg_jax.ops.train_compiler_options`).
+  """
+  augment: augment_lib.AugmentSettings | None = None
+  wrap_axis: int | None = None
+  compiler_options: tuple[tuple[str, Any], ...] = ()
+
+  @classmethod
+  def create(cls, *, augment: augment_lib.AugmentSettings | None = None,
+             wrap_axis: int | None = None,
+             compiler_options: dict[str, Any] | None = None) -> StepOptions:
+    return cls(augment if augment is not None and augment.enabled else None, wrap_axis,
+               tuple(sorted((compiler_options or {}).items())))
+
+
 def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
                   axis_name: str | None = None,
-                  batch_sharding: jax.sharding.Sharding | None = None):
+                  batch_sharding: jax.sharding.Sharding | None = None,
+                  options: StepOptions = StepOptions()):
   """The pure (uncompiled) train step: ``(state, frames, labels, batch_index) -> (state, metrics)``.
 
   Under ``jax.pmap(..., axis_name=axis_name)`` each device runs it on its share of
@@ -46,6 +71,13 @@ def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
     if axis_name is not None:
       # Different dropout masks on different shares of the batch.
       rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+    if options.augment is not None:
+      # Its own stream of the state's key, per step: a resumed run draws the same batches.
+      key = jax.random.fold_in(jax.random.fold_in(state.rng, augment_lib.AUGMENT_STREAM),
+                               state.step)
+      if axis_name is not None:
+        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+      x = augment_lib.augment_batch(x, key, options.augment, options.wrap_axis)
 
     def loss_fn(params):
       logits, batch_stats = apply_model(graphdef, params, state.batch_stats, x, train=True, rng=rng)
@@ -67,13 +99,10 @@ def train_step_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, *,
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
-                    compiler_options: dict[str, Any] | None = None) -> TrainStep:
-  """The train step compiled with `jax.jit` for one device, the state donated.
-
-  ``compiler_options``: XLA's, e.g. `hdsemg_jax.ops.train_compiler_options`'s.
-  """
-  return jax.jit(train_step_fn(graphdef, tx), donate_argnums=0,
-                 compiler_options=compiler_options)
+                    options: StepOptions = StepOptions()) -> TrainStep:
+  """The train step compiled with `jax.jit` for one device, the state donated."""
+  return jax.jit(train_step_fn(graphdef, tx, options=options), donate_argnums=0,
+                 compiler_options=dict(options.compiler_options) or None)
 
 
 # On CPU, prediction runs over slices of this many frames (a loop inside the compiled

@@ -54,11 +54,10 @@ class Checkpoints(Protocol):
 @functools.lru_cache(maxsize=16)
 def _compiled_step(plan: parallel.Plan, graphdef: nnx.GraphDef,
                    recipe: optimizer.Recipe, stacked: bool,
-                   compiler_options: tuple[tuple[str, Any], ...]) -> steps.TrainStep:
+                   options: steps.StepOptions) -> steps.TrainStep:
   # One compiled program per (plan, model graph, optimizer, stacking, options): the seeds of
   # a fold share it, so a fold's phase compiles once however many seeds run one after another.
-  return plan.compile_train_step(graphdef, recipe.build(), stacked=stacked,
-                                 compiler_options=dict(compiler_options) or None)
+  return plan.compile_train_step(graphdef, recipe.build(), stacked=stacked, options=options)
 
 
 def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config: Any, seed: int,
@@ -67,7 +66,7 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
         checkpoints: Checkpoints | None = None, every_steps: int = 0,
         trainable: Sequence[str] | None = None,
         plan: parallel.Plan | None = None,
-        compiler_options: dict[str, Any] | None = None,
+        options: steps.StepOptions = steps.StepOptions(),
         ) -> tuple[nnx.GraphDef, state_lib.TrainState]:
   """Trains ``model`` on ``frames``/``labels`` with the configured recipe; returns its state.
 
@@ -84,13 +83,13 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
 
   ``plan`` (default: one device) says how the devices share each global batch of
   ``train_config.batch_size`` frames (`parallel.Plan`); the returned state is one
-  device's copy whatever the plan. ``compiler_options``: XLA's, for the train step
-  (`hdsemg_jax.ops.train_compiler_options`).
+  device's copy whatever the plan. ``options``: augmentation and compiler options of
+  the train step (`steps.StepOptions`).
   """
   graphdef, states = _fit([model], frames, labels, train_config, [seed], stacked=False,
                           name=name, on_epoch=None if on_epoch is None else [on_epoch],
                           checkpoints=checkpoints, every_steps=every_steps, trainable=trainable,
-                          plan=plan, compiler_options=compiler_options)
+                          plan=plan, options=options)
   return graphdef, states[0]
 
 
@@ -100,7 +99,7 @@ def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarr
               checkpoints: Checkpoints | None = None, every_steps: int = 0,
               trainable: Sequence[str] | None = None,
               plan: parallel.Plan | None = None,
-              compiler_options: dict[str, Any] | None = None,
+              options: steps.StepOptions = steps.StepOptions(),
               ) -> tuple[nnx.GraphDef, list[state_lib.TrainState]]:
   """`fit` of one model per seed, all trained at once in one vmapped program.
 
@@ -116,7 +115,7 @@ def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarr
                      f'{list(seeds)}.')
   return _fit(models, frames, labels, train_config, seeds, stacked=True, name=name,
               on_epoch=on_epoch, checkpoints=checkpoints, every_steps=every_steps,
-              trainable=trainable, plan=plan, compiler_options=compiler_options)
+              trainable=trainable, plan=plan, options=options)
 
 
 def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, cfg: Any,
@@ -124,7 +123,7 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
          on_epoch: Sequence[Callable[[int, dict[str, float]], None]] | None,
          checkpoints: Checkpoints | None, every_steps: int,
          trainable: Sequence[str] | None, plan: parallel.Plan | None,
-         compiler_options: dict[str, Any] | None,
+         options: steps.StepOptions,
          ) -> tuple[nnx.GraphDef, list[state_lib.TrainState]]:
   plan = plan or parallel.Plan()
   if every_steps < 0:
@@ -149,8 +148,7 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
         raise ValueError(f'{name}: the checkpoint is at step {start_step}, past the '
                          f'{total_steps} steps of this config.')
       logging.info('%s: resumed from checkpoint at step %d', name, start_step)
-  train_step = _compiled_step(plan, step_graphdef, recipe, stacked,
-                              tuple(sorted((compiler_options or {}).items())))
+  train_step = _compiled_step(plan, step_graphdef, recipe, stacked, options)
   # The dataset goes to the device(s) once; each step gathers its batch there.
   state = plan.replicate(state)
   frames_on_device, labels_on_device = plan.replicate(frames), plan.replicate(labels)
