@@ -59,6 +59,15 @@ def default_config() -> ml_collections.ConfigDict:
   config.model.dense_features = (512, 512, 128)
   config.model.dropout = 0.5
   config.model.dropout_layers = 2  # Dropout after the first n dense layers.
+  # The classical baselines' keys (model.name 'lda', 'logreg', 'linear_svm' or 'chance';
+  # hdsemg_jax.classical): per-channel time-domain features of each decision's window,
+  # thresholds as fractions of the training signal's RMS, inverse L2 strength C, and every n-th
+  # training window (None: train.frame_stride). Seeds never change them.
+  config.model.td_features = ('mav', 'wl', 'zc', 'ssc', 'log_rms')
+  config.model.zc_threshold = 0.02
+  config.model.ssc_threshold = 0.02
+  config.model.C = 1.0
+  config.model.train_window_stride = config_dict.placeholder(int)
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 6

@@ -35,10 +35,13 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from flax import nnx
 
-from hdsemg_jax import checkpointing, inference, provenance, run_lock, run_setup
+from hdsemg_jax import classical, checkpointing, inference, provenance, run_lock, run_setup
 from hdsemg_jax import workdir as workdir_lib
-from hdsemg_jax.evaluation import evaluate, robustness
+from hdsemg_jax.data import frames as frames_lib
+from hdsemg_jax.data import trials as trials_lib
+from hdsemg_jax.evaluation import cost, evaluate, robustness
 from hdsemg_jax.protocols import Fold
 from hdsemg_jax.reporting import curves, plots, results, robustness_plot, tables
 from hdsemg_jax.run_setup import RunSetup
@@ -109,13 +112,16 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
   state = trained.states[index]
   test_trials = trained.test_trials
   predict = plan.predictor(trained.graphdef, state)
-  predictions = evaluate.predict_trials(predict, test_trials, int(config.eval.batch_size))
+  batch_size = int(config.eval.batch_size)
+  predictions = evaluate.predict_trials(predict, test_trials, batch_size)
   scores = evaluate.score(predictions, test_trials, spec.num_classes, config.eval.vote_windows)
   extra: dict[str, Any] = {}
   if config.eval.shifts:
     extra['shift_scores'] = robustness.shift_robustness(
         predict, test_trials, robustness.parse_shifts(config.eval.shifts),
-        config.eval.vote_windows, spec.num_classes, spec.wrap_axis, int(config.eval.batch_size))
+        config.eval.vote_windows, spec.num_classes, spec.wrap_axis, batch_size)
+  model = nnx.merge(trained.graphdef, state.params, state.batch_stats)
+  sample = frames_lib.target_frames(test_trials)[:batch_size]
   if workdir is not None and _is_primary():
     model_config = config.model.to_dict()
     inference.save_model(
@@ -124,9 +130,53 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
                             num_classes=spec.num_classes, grid_shape=spec.grid_shape,
                             class_names=spec.class_names, dataset=spec.name,
                             dataset_version=spec.version, fold=fold.id, seed=seed,
-                            eval_batch_size=int(config.eval.batch_size),
+                            eval_batch_size=batch_size,
                             sampling_rate_hz=spec.sampling_rate_hz,
                             filters=tuple(config.dataset.filters)))
+  return _row(setup, fold, seed, {
+      **scores,
+      # A network decides per frame and votes over w frames: its decisions are its votes.
+      'decision_accuracy': dict(scores['vote_accuracy']),
+      'decision_rule': 'vote',
+      'seed_independent': False,
+      'num_params': trained.num_params,
+      'flops_per_frame': cost.model_forward_flops(model, spec.grid_shape),
+      'inference_seconds_per_frame': cost.seconds_per_frame(predict, sample,
+                                                            batch_size=batch_size),
+      'num_train_frames': trained.num_train_frames,
+      'num_finetune_frames': trained.num_finetune_frames,
+      # With seed_parallel, the time of all the fold's seeds trained together.
+      'train_seconds': round(trained.train_seconds, 3),
+      'align_shift': None if trained.align_shift is None else list(trained.align_shift),
+      **extra,
+  })
+
+
+def classical_row(setup: RunSetup, fold: Fold) -> dict[str, Any]:
+  """Fits and scores a classical model (`hdsemg_jax.classical`) on one fold: its one row.
+
+  Seeds never change it, so it is the row of the first seed (``seed_independent``).
+  """
+  config = setup.config
+  train_trials = trials_lib.select(setup.trials, fold.train)
+  test_trials, shift = trials_lib.select(setup.trials, fold.test), None
+  if setup.adapt.aligns:
+    test_trials, shift = recipe.align(setup, fold, test_trials)
+  stride = config.model.train_window_stride or config.train.frame_stride
+  scores = classical.fit_and_score(train_trials, test_trials, setup.spec.num_classes,
+                                   config.model, config.eval.vote_windows, int(stride))
+  return _row(setup, fold, setup.seeds[0], {
+      **scores,
+      'seed_independent': True,
+      'num_train_frames': int(sum((t.label >= 0).sum() for t in train_trials)),
+      'num_finetune_frames': 0,
+      'align_shift': None if shift is None else list(shift),
+  })
+
+
+def _row(setup: RunSetup, fold: Fold, seed: int, fields: dict[str, Any]) -> dict[str, Any]:
+  """A results row: what was scored (``fields``) and everything that identifies it."""
+  config, spec, plan = setup.config, setup.spec, setup.plan
   split = fold.describe(setup.trials)
   return {
       'dataset': spec.name,
@@ -136,15 +186,9 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'model': config.model.name,
       'fold': fold.id,
       'seed': seed,
-      **scores,
-      'num_params': trained.num_params,
-      'num_train_frames': trained.num_train_frames,
       'adapt_method': setup.adapt.method,
-      'align_shift': None if trained.align_shift is None else list(trained.align_shift),
       'augment': dataclasses.asdict(setup.augment),
-      'num_finetune_frames': trained.num_finetune_frames,
-      # With seed_parallel, the time of all the fold's seeds trained together.
-      'train_seconds': round(trained.train_seconds, 3),
+      **fields,
       'parallel': plan.mode,
       'num_devices': plan.num_devices,
       'num_cpu_devices': setup.devices.num_cpu_devices,
@@ -155,8 +199,13 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'protocol_subjects': config.protocol.subjects,
       'protocol_folds': config.protocol.folds,
       'provenance': provenance.collect(config.to_dict(), spec.name, spec.version),
-      **extra,
   }
+
+
+def run_seeds(setup: RunSetup) -> list[int]:
+  """The seeds that get a row: every seed, or the first only for a model seeds do not change."""
+  seeds = list(setup.seeds)
+  return seeds[:1] if classical.is_classical(setup.config.model.name) else seeds
 
 
 def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
@@ -167,9 +216,12 @@ def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
   shared checkpoint is found; a finished one restores at its final step) train
   together in one vmapped program first; otherwise each trains in turn.
   """
-  seeds = list(setup.seeds)
+  seeds = run_seeds(setup)
   pending = [s for s in seeds if s not in set(skip)]
   if not pending:
+    return
+  if classical.is_classical(setup.config.model.name):
+    yield seeds[0], classical_row(setup, fold)
     return
   if setup.config.seed_parallel and len(seeds) > 1:
     trained = train_seeds(setup, fold, seeds, workdir)
@@ -239,7 +291,7 @@ def run(setup: RunSetup, workdir: str, *,
 def _run_folds(setup: RunSetup, workdir: str,
                done: dict[tuple[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
   rows: list[dict[str, Any]] = []
-  seeds = list(setup.seeds)
+  seeds = run_seeds(setup)
   total = len(setup.folds) * len(seeds)
   for fold in setup.folds:
     skip = [s for s in seeds if (fold.id, s) in done]

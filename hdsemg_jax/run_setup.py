@@ -14,7 +14,7 @@ from typing import Sequence
 import ml_collections
 
 from hdsemg_jax import config as config_lib
-from hdsemg_jax import protocols, runtime
+from hdsemg_jax import classical, models, protocols, runtime
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import DatasetSpec, Trial
 from hdsemg_jax.preprocessing import filters
@@ -43,6 +43,21 @@ def load_data(dataset_config: ml_collections.ConfigDict) -> tuple[DatasetSpec, l
   return spec, filters.apply_filters(trials, dataset_config.filters, spec.sampling_rate_hz)
 
 
+# Classical models have no BatchNorm to adapt and no fine-tuning; alignment only moves the
+# test inputs, so it applies to them as to the networks.
+CLASSICAL_ADAPT_METHODS = ('none', 'align')
+
+
+def _check_classical(config: ml_collections.ConfigDict) -> None:
+  classical.features.check_features(config.model.td_features)
+  if config.adapt.method not in CLASSICAL_ADAPT_METHODS:
+    raise ValueError(f'adapt.method={config.adapt.method!r} does not apply to the classical model '
+                     f'{config.model.name!r} (it takes {", ".join(CLASSICAL_ADAPT_METHODS)}).')
+  if config.protocol.name == config_lib.PRETRAIN_PROTOCOL:
+    raise ValueError(f'protocol.name={config_lib.PRETRAIN_PROTOCOL!r} pre-trains a network; the '
+                     f'classical model {config.model.name!r} runs intra_session instead.')
+
+
 def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   """Checks ``config`` and resolves it (on a copy; ``config`` is not changed).
 
@@ -51,6 +66,10 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   """
   config = config.copy_and_resolve_references()
   config_lib.check(config)
+  if classical.is_classical(config.model.name):
+    _check_classical(config)
+  else:
+    models.check_name(config.model.name)
   adapt = config_lib.adaptation(config)
   devices = runtime.configure_devices(config.parallel, config.num_cpu_devices)
   with config.unlocked():  # config.json records what 'auto' resolved to.
