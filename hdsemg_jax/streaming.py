@@ -79,36 +79,59 @@ class TrailingVote:
   """The majority class over the last ``window`` classes, updated as classes arrive.
 
   At every new class it gives the most frequent class among the last ``window``
-  (all so far while fewer have arrived), ties to the smallest class index.
-  `votes` is pure; `push` also keeps the last ``window - 1`` classes.
+  (all so far while fewer have arrived), ties to the smallest class index. The
+  state is the last ``window - 1`` classes and their counts; `votes` is pure,
+  `push` also keeps the state.
   """
+
+  # Chunks up to this many classes update the counts class by class (a few
+  # microseconds a frame); longer ones go through one cumulative sum.
+  _INCREMENTAL_MAX = 32
 
   def __init__(self, window: int, num_classes: int):
     if int(window) < 1:
       raise ValueError(f'the vote window must be positive; got {window}.')
     self.window, self.num_classes = int(window), int(num_classes)
-    self.history = np.zeros((0,), np.int32)
+    self.reset()
 
-  def votes(self, classes: np.ndarray,
-            history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(votes of ``classes`` after ``history``, the history that follows them)."""
-    history = self.history if history is None else history
-    seq = np.concatenate([history, np.asarray(classes, np.int32)])
-    counts = np.zeros((seq.size + 1, self.num_classes), np.int32)
-    np.cumsum(np.eye(self.num_classes, dtype=np.int32)[seq], axis=0, out=counts[1:])
+  @property
+  def history(self) -> np.ndarray:
+    """The last ``window - 1`` classes (fewer at the start), oldest first."""
+    return self.state[0]
+
+  def votes(self, classes: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(votes of ``classes`` after ``state`` (default the current one), the state after them)."""
+    history, counts = self.state if state is None else state
+    classes = np.asarray(classes, np.int32).reshape(-1)
+    seq = np.concatenate([history, classes])
+    keep = self.window - 1
+    new_history = seq[max(seq.size - keep, 0):].copy()
+    if classes.size <= self._INCREMENTAL_MAX:
+      counts = counts.copy()
+      votes = np.empty(classes.size, np.int32)
+      for i, c in enumerate(classes.tolist()):
+        at = history.size + i
+        counts[c] += 1  # Now the counts of the window ending at frame ``at``.
+        # argmax takes the first of equal counts: the smallest class, as the offline vote does.
+        votes[i] = counts.argmax()
+        if at >= keep:
+          counts[seq[at - keep]] -= 1  # Its oldest frame leaves the next window.
+      return votes, (new_history, counts)
+    cumulative = np.zeros((seq.size + 1, self.num_classes), np.int32)
+    np.cumsum(np.eye(self.num_classes, dtype=np.int32)[seq], axis=0, out=cumulative[1:])
     ends = np.arange(history.size + 1, seq.size + 1)
     starts = np.maximum(ends - self.window, 0)
-    # argmax takes the first of equal counts: the smallest class, as the offline vote does.
-    votes = np.argmax(counts[ends] - counts[starts], axis=1).astype(np.int32)
-    keep = self.window - 1
-    return votes, seq[max(seq.size - keep, 0):].copy()
+    votes = np.argmax(cumulative[ends] - cumulative[starts], axis=1).astype(np.int32)
+    counts = np.bincount(new_history, minlength=self.num_classes).astype(np.int64)
+    return votes, (new_history, counts)
 
   def push(self, classes: np.ndarray) -> np.ndarray:
-    votes, self.history = self.votes(classes)
+    votes, self.state = self.votes(classes)
     return votes
 
   def reset(self) -> None:
-    self.history = np.zeros((0,), np.int32)
+    self.state = (np.zeros((0,), np.int32), np.zeros((self.num_classes,), np.int64))
 
 
 def _grid_order(channel_map: Sequence[Sequence[int]] | np.ndarray | None,
@@ -247,9 +270,9 @@ class Decoder:
                            f'{len(frames)} frames.')
     else:
       classes = np.zeros((0,), np.int32)
-    votes, history = self._vote.votes(classes)
+    votes, vote_state = self._vote.votes(classes)
     # Nothing above touched the state: a chunk that raised anywhere leaves no trace.
-    self._chain.state, self._vote.history = filter_state, history
+    self._chain.state, self._vote.state = filter_state, vote_state
     self.frames_seen += len(frames)
     return Decisions(classes=classes, votes=votes)
 

@@ -126,3 +126,16 @@ def test_chain_takes_parsed_filters_and_checks_nyquist():
   assert filters.CausalChain(parsed, FS).specs == ('notch:60', 'lowpass:300')
   with pytest.raises(ValueError, match=r'lowpass:300.*Nyquist'):
     filters.CausalChain(parsed, 500.0)
+
+
+def test_consecutive_iir_stages_run_as_one_cascade_of_the_same_filters():
+  # The chain merges notch and band-pass into one sosfilt call; it must compute the two
+  # filters in turn, each from its steady state for the (filtered) first sample.
+  x = _signal().astype(np.float64)
+  out = filters.apply_filters([_trial(x.astype(np.float32))], ('notch:50', 'bandpass:20:380:4'),
+                              FS, mode='causal')[0].emg
+  y = x
+  for spec in ('notch:50', 'bandpass:20:380:4'):
+    sos = filters.parse_filter(spec).sos(FS)
+    y, _ = signal.sosfilt(sos, y, axis=0, zi=signal.sosfilt_zi(sos)[:, :, None, None] * y[0])
+  np.testing.assert_allclose(out, y.astype(np.float32), rtol=1e-5, atol=1e-5)

@@ -97,6 +97,23 @@ def test_votes_equal_offline_vote(recording, chunk, window):
                                 voting.window_votes(offline, window, 3))
 
 
+@pytest.mark.parametrize('window', [1, 2, 5, 40])
+def test_vote_paths_agree(window):
+  # Short chunks update counts frame by frame, long ones use a cumulative sum.
+  classes = np.random.default_rng(window).integers(0, 4, size=600).astype(np.int32)
+  expected = trailing_votes(classes, window, 4)
+  for sizes in ([1] * 50 + [100, 3, 200, 33, 214], [600], [32, 33, 1, 34] * 4 + [8]):
+    vote = streaming.TrailingVote(window, 4)
+    out, start = [], 0
+    for size in sizes:
+      out.append(vote.push(classes[start:start + size]))
+      start += size
+    np.testing.assert_array_equal(np.concatenate(out), expected[:start])
+    history, counts = vote.state
+    np.testing.assert_array_equal(history, classes[max(start - window + 1, 0):start])
+    np.testing.assert_array_equal(counts, np.bincount(history, minlength=4))
+
+
 def test_vote_ties_go_to_the_smallest_class():
   vote = streaming.TrailingVote(4, 3)
   np.testing.assert_array_equal(vote.push(np.array([2, 1])), [2, 1])
@@ -131,12 +148,14 @@ def test_bad_channel_map_is_refused(model, channel_map, match):
 
 def _snapshot(decoder: streaming.Decoder):
   # pylint: disable=protected-access
-  return (copy.deepcopy(decoder._chain.state), decoder._vote.history.copy(), decoder.frames_seen)
+  return (copy.deepcopy(decoder._chain.state), copy.deepcopy(decoder._vote.state),
+          decoder.frames_seen)
 
 
 def _assert_same_state(a, b):
   assert a[2] == b[2]
-  np.testing.assert_array_equal(a[1], b[1])
+  for va, vb in zip(a[1], b[1]):
+    np.testing.assert_array_equal(va, vb)
   fa, fb = a[0], b[0]
   assert len(fa) == len(fb)
   for sa, sb in zip(fa, fb):

@@ -159,6 +159,24 @@ class _RunningDemean:
     return x - sums / counts, (seen + len(x), sums[-1].copy())
 
 
+def _merge_iir(stages: list) -> list:
+  """Consecutive IIR stages as one cascade of sections: one `sosfilt` call per chunk.
+
+  A cascade computes what its stages compute in turn (each section reads the one
+  before it, sample by sample), and `sosfilt`'s cost per call barely grows with
+  the sections, so a live decoder pays it once. Its steady-state start is that of
+  the stages in turn too: each section starts where a constant first sample,
+  through the sections before it, would have left it.
+  """
+  merged = []
+  for stage in stages:
+    if merged and isinstance(stage, _SosStage) and isinstance(merged[-1], _SosStage):
+      merged[-1] = _SosStage(np.concatenate([merged[-1].sos, stage.sos]))
+    else:
+      merged.append(stage)
+  return merged
+
+
 def _number(spec: str, text: str, what: str) -> float:
   try:
     value = float(text)
@@ -290,7 +308,7 @@ class CausalChain:
     for f in self.chain:
       f.check(sampling_rate_hz)
     self.sampling_rate_hz = float(sampling_rate_hz)
-    self._stages = [f.causal_stage(self.sampling_rate_hz) for f in self.chain]
+    self._stages = _merge_iir([f.causal_stage(self.sampling_rate_hz) for f in self.chain])
     self.state: CausalState | None = None
 
   @property
