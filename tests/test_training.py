@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hdsemg_jax import models
+from hdsemg_jax import checkpointing, models
 from hdsemg_jax.training import optimizer, state as state_lib, trainer
 from tests.separable_batch import train_on_separable_batch
 
@@ -65,3 +65,48 @@ def test_prediction_in_slices_equals_prediction_of_the_whole_batch():
   assert len(set(whole.tolist())) > 1  # Not a constant prediction.
   np.testing.assert_array_equal(
       np.asarray(jax.jit(steps.predict_fn(graphdef, chunk=16))(state.params, state.batch_stats, frames[:20])), whole[:20])
+
+
+class _Preempted(Exception):
+  pass
+
+
+class _MemoryCheckpoints:
+  """In-memory checkpoints; ``fail_after`` raises right after that many saves (a preemption)."""
+
+  def __init__(self, fail_after: int | None = None):
+    self.saved: list = []
+    self.fail_after = fail_after
+
+  def save(self, state):
+    # As the real checkpoints store it: plain arrays by path, copied off the (donated) state.
+    self.saved.append(jax.tree.map(np.array, checkpointing.to_tree(state)))
+    if self.fail_after is not None and len(self.saved) == self.fail_after:
+      self.fail_after = None
+      raise _Preempted
+
+  def restore(self, like):
+    if not self.saved:
+      return None
+    return checkpointing.from_tree(self.saved[-1], like, 'memory')
+
+
+def test_training_resumed_mid_epoch_equals_training_straight_through():
+  rng = np.random.default_rng(0)
+  frames = rng.normal(size=(40, 4, 4)).astype(np.float32)
+  labels = rng.integers(0, 3, 40).astype(np.int32)
+  cfg = ml_collections.ConfigDict(dict(epochs=2, batch_size=8, learning_rate=0.1, momentum=0.9,
+                                       weight_decay=1e-4, lr_boundaries=(0.5,)))
+  _, straight = trainer.fit(_tiny_model(), frames, labels, cfg, 0)
+  # 5 steps per epoch; a checkpoint every 3 steps; killed right after the one of step 3,
+  # inside the first epoch, then resumed from it.
+  checkpoints = _MemoryCheckpoints(fail_after=1)
+  with pytest.raises(_Preempted):
+    trainer.fit(_tiny_model(), frames, labels, cfg, 0, checkpoints=checkpoints, every_steps=3)
+  assert [int(s['step']) for s in checkpoints.saved] == [3]
+  _, resumed = trainer.fit(_tiny_model(seed=1), frames, labels, cfg, 0, checkpoints=checkpoints,
+                           every_steps=3)
+  assert [int(s['step']) for s in checkpoints.saved] == [3, 6, 9, 10]
+  for a, b in zip(jax.tree.leaves((straight.params, straight.batch_stats)),
+                  jax.tree.leaves((resumed.params, resumed.batch_stats))):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)

@@ -1,9 +1,9 @@
 r"""Inter-session: per subject, all of session 1 trains; each later session tests
 (its test part where it has one: flexemg sessions 2 and 3; all of it for CapgMyo DB-b).
 
-  python -m experiments.main --config=experiments/configs/inter_session.py:flexemg \\
+  python -m experiments.main --config=experiments/configs/inter_session.py:flexemg \
       --config.dataset.manual_dir=../shared/data/flexemg --workdir=workdirs/flexemg_inter
-  python -m experiments.main --config=experiments/configs/inter_session.py:capgmyo/dbb \\
+  python -m experiments.main --config=experiments/configs/inter_session.py:capgmyo/dbb \
       --config.dataset.manual_dir=DIR --workdir=workdirs/dbb_inter
 
 Adaptation to the target session (`config.adapt`): `--config.adapt.method=adabn`

@@ -1,9 +1,9 @@
 r"""Intra-session: per (subject, session), odd repetitions train and even ones test;
 where a session has train/test parts (flexemg sessions 1 and 3), train part -> test part.
 
-  python -m experiments.main --config=experiments/configs/intra_session.py:flexemg \\
+  python -m experiments.main --config=experiments/configs/intra_session.py:flexemg \
       --config.dataset.manual_dir=../shared/data/flexemg --workdir=workdirs/flexemg_intra
-  python -m experiments.main --config=experiments/configs/intra_session.py:capgmyo/dba \\
+  python -m experiments.main --config=experiments/configs/intra_session.py:capgmyo/dba \
       --config.dataset.manual_dir=DIR --workdir=workdirs/dba_intra
 
 All-ConvNet (I2MTC 2020) is trained this way, from scratch; Geng et al. (2016)

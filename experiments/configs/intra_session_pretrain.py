@@ -5,7 +5,7 @@ session in the pool, then fine-tuned on the target's own training trials
 (`adapt.finetune_epochs`, `adapt.finetune_learning_rate`, `adapt.finetune_layers`)
 and tested on its test trials. One pre-training per seed is shared by all folds.
 
-  python -m experiments.main --config=experiments/configs/intra_session_pretrain.py:capgmyo/dba \\
+  python -m experiments.main --config=experiments/configs/intra_session_pretrain.py:capgmyo/dba \
       --config.dataset.manual_dir=DIR --workdir=workdirs/dba_intra_pretrain
   python -m experiments.main --config=experiments/configs/intra_session_pretrain.py:capgmyo/dba \
       --config.dataset.manual_dir=DIR --config.model.name=geng_convnet \

@@ -1,9 +1,9 @@
 r"""Inter-subject: leave one subject out. All trials of the other subjects in
 the pool (`protocol.subjects`) train; all trials of the held-out subject test.
 
-  python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:flexemg \\
+  python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:flexemg \
       --config.dataset.manual_dir=../shared/data/flexemg --workdir=workdirs/flexemg_loso
-  python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:capgmyo/dbc \\
+  python -m experiments.main --config=experiments/configs/leave_one_subject_out.py:capgmyo/dbc \
       --config.dataset.manual_dir=DIR --workdir=workdirs/dbc_loso
 
 Takes the same `config.adapt` options as `inter_session.py` (the target is then

@@ -1,0 +1,110 @@
+"""Every `experiments.main` / `experiments.compare_models` command in the docs runs.
+
+The commands of the config files' docstrings and of README's command blocks are
+run as written (workdir dropped) with ``--dry_run``: they must parse, resolve the
+config and print the folds. CapgMyo's placeholders (``DIR``, ``CAPGMYO``) point
+at a fake copy in the published layout; flexemg's path at the real recordings.
+"""
+
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli_helpers import ROOT, cli_env
+
+RUNNABLE = ('experiments.main', 'experiments.compare_models')
+CAPGMYO_PLACEHOLDERS = ('DIR', 'CAPGMYO')
+FLEXEMG_PATH = '../shared/data/flexemg'
+
+
+def _commands(text: str, where: str) -> list[tuple[str, str]]:
+  """``python -m ...`` commands of ``text``, with their shell line continuations joined."""
+  lines = text.splitlines()
+  out = []
+  i = 0
+  while i < len(lines):
+    line = lines[i].strip()
+    if line.startswith('python -m experiments.'):
+      parts = [line]
+      while parts[-1].endswith('\\') and i + 1 < len(lines):
+        i += 1
+        parts.append(lines[i].strip())
+      out.append((where, '\n'.join(parts)))
+    i += 1
+  return out
+
+
+def documented_commands() -> list[tuple[str, str]]:
+  found = []
+  for path in sorted(glob.glob(os.path.join(ROOT, 'experiments', 'configs', '*.py'))):
+    text = open(path).read()
+    match = re.match(r'\s*r?"""(.*?)"""', text, re.S)
+    if match:
+      found += _commands(match.group(1), os.path.relpath(path, ROOT))
+  block, inside = [], False
+  for line in open(os.path.join(ROOT, 'README.md')):
+    if line.startswith('```'):
+      if inside:
+        found += _commands(''.join(block), 'README.md')
+      block, inside = [], not inside
+    elif inside:
+      block.append(line)
+  return found
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_docs_hold_commands_and_every_one_is_one_shell_command():
+  assert len([c for c in COMMANDS if 'experiments.main' in c[1]]) >= 10
+  for where, command in COMMANDS:
+    # A continuation must be a single backslash ending the line (a doubled one breaks a paste).
+    assert '\\\\' not in command, (where, command)
+    tokens = shlex.split(command)
+    assert tokens[:2] == ['python', '-m'], (where, command)
+    assert all(not t.startswith('\\') for t in tokens), (where, command)
+
+
+def _runnable(command: str) -> bool:
+  return shlex.split(command)[2] in RUNNABLE
+
+
+@pytest.fixture(scope='session')
+def fake_capgmyo(tmp_path_factory):
+  from tfds_builders.capgmyo import fake_data
+  root = tmp_path_factory.mktemp('capgmyo_manual')
+  for database, subjects in (('dba', 18), ('dbb', 20), ('dbc', 10)):
+    fake_data.write_copy(root, database, range(1, subjects + 1), frames=4, layout='zip')
+  return str(root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('where, command', [c for c in COMMANDS if _runnable(c[1])],
+                         ids=lambda v: v.split('--config=')[-1].split()[0][-60:] if '\n' in v
+                         or ' ' in v else v)
+def test_documented_command_runs_with_dry_run(where, command, fake_capgmyo, tmp_path_factory,
+                                              request):
+  tokens = shlex.split(command)
+  module = tokens[2]
+  suite = module == 'experiments.compare_models'
+  args = [t for t in tokens[3:] if not t.startswith('--workdir') and t != '--dry_run']
+  manual_key = '--config.manual_dir=' if suite else '--config.dataset.manual_dir='
+  for i, token in enumerate(args):
+    if token.startswith(manual_key):
+      value = token[len(manual_key):]
+      if value in CAPGMYO_PLACEHOLDERS:
+        args[i] = manual_key + fake_capgmyo
+      elif value == FLEXEMG_PATH:
+        args[i] = manual_key + request.getfixturevalue('flexemg_manual_dir')
+  data_dir = tmp_path_factory.getbasetemp() / 'documented_tfds'
+  data_key = '--config.data_dir=' if suite else '--config.dataset.data_dir='
+  proc = subprocess.run([sys.executable, '-m', module, *args, f'{data_key}{data_dir}',
+                         '--dry_run'], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                        env=cli_env())
+  assert proc.returncode == 0, f'{where}: {command}\n{proc.stderr[-3000:]}'
+  assert 'fold' in proc.stdout, proc.stdout[-2000:]
