@@ -232,7 +232,7 @@ def main(argv: list[str]) -> None:
         def ort_default(x: np.ndarray) -> np.ndarray:
           return np.argmax(session.run(['logits'], {'frames': x})[0], -1)
 
-        rows.append(measure('onnxruntime-default', 'default session options', 
+        rows.append(measure('onnxruntime-default', 'default session options',
                             lambda: streaming.Decoder(ort_default, **decoder_kwargs),
                             ort_default, stream, frames))
   if 'torch' in wanted:
@@ -247,7 +247,10 @@ def main(argv: list[str]) -> None:
   load_after = uptime()
   chunk_sizes = [int(c) for c in _CHUNKS.value]
   num_params = sum(int(np.size(x)) for x in jax.tree.leaves(model.params))
-  best = min(rows, key=lambda r: r['decision_1']['p50_ms']) if rows else None
+  # The runtime closest to the target: the smallest of p50 / 0.3 ms and p99 / 1 ms, whichever
+  # is further off.
+  best = min(rows, key=lambda r: max(r['decision_1']['p50_ms'] / 0.3,
+                                     r['decision_1']['p99_ms'] / 1.0)) if rows else None
   lines = [
       f"Machine: {machine()['cpu']}, {machine()['cores']} cores, Python "
       f"{machine()['python']}",
