@@ -114,6 +114,11 @@ def plan(suite: ml_collections.ConfigDict, workdir: str) -> list[RunSpec]:
     if m not in models:
       raise ValueError(f'suite overrides.{m}: {m!r} is not among the suite models '
                        f'({", ".join(models)}).')
+  overrides_by_protocol = suite.get('protocol_overrides') or {}
+  for p in overrides_by_protocol:
+    if p not in protocols:
+      raise ValueError(f'suite protocol_overrides.{p}: {p!r} is not among the suite protocols '
+                       f'({", ".join(protocols)}).')
 
   common: dict[str, Any] = {}
   for key, dotted in (('data_dir', 'dataset.data_dir'), ('manual_dir', 'dataset.manual_dir'),
@@ -140,6 +145,9 @@ def plan(suite: ml_collections.ConfigDict, workdir: str) -> list[RunSpec]:
       run_protocol = restricted[protocol] if restricted else protocol
       config = datasets.protocol_config(run_protocol, str(suite.dataset))
       overrides = {'model.name': recipe['model'], **common}
+      protocol_overrides = overrides_by_protocol.get(protocol)
+      if protocol_overrides:
+        overrides.update(_flatten(protocol_overrides.to_dict()))
       if recipe['classical'] and recipe['model'] != 'chance':  # chance computes no features.
         overrides.update(classical)
       model_overrides = overrides_by_model.get(label)
