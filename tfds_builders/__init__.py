@@ -2,5 +2,5 @@
 
 Every builder produces the same example schema (`tfds_builders.schema`), so the
 library reads any of them the same way. Importing a builder module registers it
-with TFDS; `tfds_builders.registry.import_builder(name)` does that by name.
+with TFDS; `tfds_builders.prepare.import_builder(name)` does that by name.
 """

@@ -1,14 +1,16 @@
 """The workdir's results files: ``config.json``, ``results.jsonl`` and ``results.md``.
 
-Rows are appended as whole lines and fsynced, and other files are written to a
-temporary file and renamed, so a kill at any moment leaves no half-written file.
+Other files are written to a temporary file and renamed, so a kill leaves either
+the old or the new file. A row is appended as one ``write`` of a whole line and
+fsynced; a kill inside that call can still leave a torn last line, which the next
+run drops (`hdsemg_jax.workdir.finished_rows`) before it runs that pair again.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = 'results.jsonl'
@@ -53,7 +55,3 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 
 def write_json(path: str, value: Any) -> None:
   write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
-
-
-def rows_for(rows: Iterable[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
-  return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
