@@ -34,6 +34,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.dataset.data_dir = config_dict.placeholder(str)  # None: TFDS's default folder.
   config.dataset.manual_dir = config_dict.placeholder(str)
   config.dataset.filters = ()  # e.g. ('notch:60:50', 'bandpass:20:380'); see preprocessing.filters.
+  # 'zero_phase' (forward-backward over each whole trial) or 'causal' (forward only, as the
+  # streaming decoder runs them): train the model the way it will run online.
+  config.dataset.filter_mode = 'zero_phase'
 
   config.protocol = ml_collections.ConfigDict()
   config.protocol.name = 'intra_session'
@@ -92,6 +95,11 @@ def default_config() -> ml_collections.ConfigDict:
   # Robustness: also score the test frames displaced by each of these shifts, 'rows:columns'
   # (e.g. ('-2:0', '0:0', '2:0')); results under the rows' shift_scores and shift_robustness.png.
   config.eval.shifts = ()
+  # Online evaluation: replay every test trial, unfiltered, through the streaming decoder in
+  # chunks of online_chunk samples (causal filters, vote over the last w frames); the rows'
+  # online field sits beside the offline figures (hdsemg_jax.evaluation.online).
+  config.eval.online = False
+  config.eval.online_chunk = 10
 
   config.checkpoint = ml_collections.ConfigDict()
   # Save the training state every n steps (0: only at the end of each fold and seed); a rerun on

@@ -41,11 +41,11 @@ from hdsemg_jax import classical, checkpointing, inference, provenance, run_lock
 from hdsemg_jax import workdir as workdir_lib
 from hdsemg_jax.data import frames as frames_lib
 from hdsemg_jax.data import trials as trials_lib
-from hdsemg_jax.evaluation import cost, evaluate, robustness
+from hdsemg_jax.evaluation import cost, evaluate, online, robustness
 from hdsemg_jax.protocols import Fold
 from hdsemg_jax.reporting import curves, plots, results, robustness_plot, tables
 from hdsemg_jax.run_setup import RunSetup
-from hdsemg_jax.training import recipe
+from hdsemg_jax.training import recipe, steps
 
 TABLE_METRICS = ('frame_accuracy', 'vote_accuracy/150')
 SHIFT_PLOT = 'shift_robustness.png'
@@ -120,6 +120,8 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
     extra['shift_scores'] = robustness.shift_robustness(
         predict, test_trials, robustness.parse_shifts(config.eval.shifts),
         config.eval.vote_windows, spec.num_classes, spec.wrap_axis, batch_size)
+  if config.eval.online:
+    extra['online'] = online_scores(setup, fold, trained, state)
   model = nnx.merge(trained.graphdef, state.params, state.batch_stats)
   sample = frames_lib.target_frames(test_trials)[:batch_size]
   if workdir is not None and _is_primary():
@@ -132,7 +134,8 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
                             dataset_version=spec.version, fold=fold.id, seed=seed,
                             eval_batch_size=batch_size,
                             sampling_rate_hz=spec.sampling_rate_hz,
-                            filters=tuple(config.dataset.filters)))
+                            filters=tuple(config.dataset.filters),
+                            filter_mode=config.dataset.filter_mode))
   return _row(setup, fold, seed, {
       **scores,
       # A network decides per frame and votes over w frames: its decisions are its votes.
@@ -150,6 +153,18 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'align_shift': None if trained.align_shift is None else list(trained.align_shift),
       **extra,
   })
+
+
+def online_scores(setup: RunSetup, fold: Fold, trained: recipe.Trained,
+                  state: Any) -> dict[str, Any]:
+  """The fold's unfiltered test trials replayed through the streaming decoder (eval.online)."""
+  config, spec = setup.config, setup.spec
+  predict = steps.make_predict(trained.graphdef)
+  return online.online_scores(
+      lambda x: predict(state.params, state.batch_stats, x),
+      trials_lib.select(setup.raw_trials, fold.test), config.dataset.filters,
+      config.dataset.filter_mode, spec.sampling_rate_hz, config.eval.vote_windows,
+      int(config.eval.online_chunk), spec.num_classes)
 
 
 def classical_row(setup: RunSetup, fold: Fold) -> dict[str, Any]:

@@ -31,16 +31,23 @@ class RunSetup:
   adapt: config_lib.Adaptation
   spec: DatasetSpec
   trials: Sequence[Trial]  # Conditioned by dataset.filters.
+  raw_trials: Sequence[Trial] | None  # As read, unfiltered: kept for eval.online only.
   folds: Sequence[protocols.Fold]
   seeds: tuple[int, ...]
   augment: augment_lib.AugmentSettings  # train.augment, checked against the grid.
 
 
-def load_data(dataset_config: ml_collections.ConfigDict) -> tuple[DatasetSpec, list[Trial]]:
-  """Reads the configured dataset (preparing it on first use) and conditions its signals."""
-  spec, trials = trials_lib.load(dataset_config.name, dataset_config.data_dir,
-                                 dataset_config.manual_dir)
-  return spec, filters.apply_filters(trials, dataset_config.filters, spec.sampling_rate_hz)
+def load_data(dataset_config: ml_collections.ConfigDict,
+              keep_raw: bool = False) -> tuple[DatasetSpec, list[Trial]] | tuple:
+  """Reads the configured dataset (preparing it on first use) and conditions its signals.
+
+  With ``keep_raw``, also returns the trials as read (before filtering).
+  """
+  spec, raw = trials_lib.load(dataset_config.name, dataset_config.data_dir,
+                              dataset_config.manual_dir)
+  conditioned = filters.apply_filters(raw, dataset_config.filters, spec.sampling_rate_hz,
+                                      mode=dataset_config.filter_mode)
+  return (spec, conditioned, raw) if keep_raw else (spec, conditioned)
 
 
 # Classical models have no BatchNorm to adapt and no fine-tuning; alignment only moves the
@@ -50,6 +57,9 @@ CLASSICAL_ADAPT_METHODS = ('none', 'align')
 
 def _check_classical(config: ml_collections.ConfigDict) -> None:
   classical.features.check_features(config.model.td_features)
+  if config.eval.shifts or config.eval.online:
+    raise ValueError(f'eval.shifts and eval.online score networks; the classical model '
+                     f'{config.model.name!r} takes neither.')
   if config.adapt.method not in CLASSICAL_ADAPT_METHODS:
     raise ValueError(f'adapt.method={config.adapt.method!r} does not apply to the classical model '
                      f'{config.model.name!r} (it takes {", ".join(CLASSICAL_ADAPT_METHODS)}).')
@@ -71,6 +81,10 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   else:
     models.check_name(config.model.name)
   adapt = config_lib.adaptation(config)
+  if config.eval.online and adapt.aligns:
+    raise ValueError('eval.online replays the recordings as they arrive, without the '
+                     f'transductive alignment of adapt.method={adapt.method!r}; use one or the '
+                     'other.')
   devices = runtime.configure_devices(config.parallel, config.num_cpu_devices)
   with config.unlocked():  # config.json records what 'auto' resolved to.
     config.parallel = devices.parallel
@@ -78,12 +92,13 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   plan = parallel.Plan.create(devices.parallel)
   plan.check_batch(int(config.train.batch_size), 'train.batch_size')
   plan.check_batch(int(config.eval.batch_size), 'eval.batch_size')
-  spec, trials = load_data(config.dataset)
+  online = bool(config.eval.online)
+  spec, trials, *raw = load_data(config.dataset, keep_raw=online)
   folds = protocols.folds_for_run(trials, config.protocol, adapt)
   augment = augment_lib.from_config(config, spec.grid_shape, spec.wrap_axis)
   return RunSetup(config=config, devices=devices, plan=plan, adapt=adapt, spec=spec,
-                  trials=trials, folds=folds, seeds=tuple(int(s) for s in config.seeds),
-                  augment=augment)
+                  trials=trials, raw_trials=raw[0] if online else None, folds=folds,
+                  seeds=tuple(int(s) for s in config.seeds), augment=augment)
 
 
 def describe(setup: RunSetup) -> str:
