@@ -232,6 +232,7 @@ def main(argv) -> None:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from hdsemg_jax import runtime
   runtime.enable_compilation_cache()
+  runtime.quiet_library_logs()
   suite = _CONFIG.value
   try:
     if not _WORKDIR.value:
