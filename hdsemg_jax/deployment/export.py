@@ -244,6 +244,9 @@ def describe(model: Any, fmt: str, artifact_name: str, data: bytes, parity: Pari
 def _publish(staging: str, out_dir: str, names: Sequence[str]) -> None:
   """Moves the staged files into ``out_dir``; the last name (the JSON) goes in last."""
   if not os.path.exists(out_dir):
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's folder is private; the output should not be.
     os.rename(staging, out_dir)  # Atomic: the folder appears complete or not at all.
     return
   # An existing folder: drop the old JSON first, so that a kill in between leaves an
