@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from hdsemg_jax.deployment import runtime  # Imports onnxruntime only when a model asks.
 from hdsemg_jax.preprocessing import filters as filters_lib
 
 Classify = Callable[[np.ndarray], np.ndarray]
@@ -229,7 +230,6 @@ class Decoder:
     it by `hdsemg_jax.deployment.export`; ``threads`` is ONNX Runtime's intra-op
     thread count.
     """
-    from hdsemg_jax.deployment import runtime  # onnxruntime only when asked for.
     artifact = runtime.load_artifact(path, threads=threads)
     meta = artifact.metadata
     return cls(artifact.classify, grid_shape=meta['grid_shape'],
@@ -286,11 +286,6 @@ class Decoder:
     return self.class_names[index] if self.class_names else str(index)
 
 
-def _bucket(n: int, max_batch: int) -> int:
-  """The padded batch size of ``n`` frames: the next power of two, at most ``max_batch``."""
-  return min(1 << max(n - 1, 0).bit_length(), max_batch)
-
-
 def jax_classifier(model: Any, max_batch: int | None = None) -> Classify:
   """``frames -> classes`` of an `hdsemg_jax.inference.Model`, compiled per padded batch size.
 
@@ -309,7 +304,7 @@ def jax_classifier(model: Any, max_batch: int | None = None) -> Classify:
     out = []
     for start in range(0, len(frames), max_batch):
       part = frames[start:start + max_batch]
-      size = _bucket(len(part), max_batch)
+      size = runtime.padded_batch_size(len(part), max_batch)
       if size != len(part):
         part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
       out.append(np.asarray(classes_fn(part))[:min(max_batch, len(frames) - start)])

@@ -98,9 +98,9 @@ def artifact_function(model: Any) -> Callable[[Any], Any]:
   """The function written into the artifact: the model's inference-mode logits.
 
   Convolutions run as `lax.conv_general_dilated` whatever ``model.conv_impl`` the
-  model was trained with: the formulations differ in their gradients only, and
-  'auto' picks one by comparing the batch size with a threshold, which a
-  symbolic batch dimension cannot answer.
+  model was trained with: the formulations differ in their gradients only, so the
+  artifact holds the plain convolution rather than a `jax.custom_vjp` wrapper that
+  a converter would have to understand.
   """
   from flax import nnx
   from jax import lax

@@ -24,7 +24,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hdsemg_jax import streaming
+
+def padded_batch_size(n: int, max_batch: int) -> int:
+  """The padded batch size of ``n`` frames: the next power of two, at most ``max_batch``.
+
+  Streams of chunks of varying size then run a handful of compiled shapes.
+  """
+  return min(1 << max(n - 1, 0).bit_length(), max_batch)
+
 
 FORMATS = ('onnx', 'stablehlo')
 EXTENSIONS = {'onnx': '.onnx', 'stablehlo': '.stablehlo'}
@@ -114,7 +121,7 @@ def stablehlo_logits(data: bytes, max_batch: int = 1024) -> Callable[[np.ndarray
     out = []
     for start in range(0, len(frames), max_batch):
       part = frames[start:start + max_batch]
-      size = streaming._bucket(len(part), max_batch)  # pylint: disable=protected-access
+      size = padded_batch_size(len(part), max_batch)
       padded = np.zeros((size, *part.shape[1:]), np.float32)
       padded[:len(part)] = part
       out.append(np.asarray(call(padded))[:len(part)])

@@ -66,6 +66,8 @@ def resolve(impl: str, batch_size: int | None = None) -> str:
   if impl == 'auto':
     if jax.default_backend() != 'cpu':
       return 'xla'
+    if batch_size is not None and not isinstance(batch_size, int):
+      return 'xla'  # A symbolic batch (jax.export): the compiler's convolution serves any size.
     return 'xla' if batch_size is not None and batch_size < AUTO_HYBRID_MIN_BATCH else 'hybrid'
   return impl
 
