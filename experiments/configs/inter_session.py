@@ -15,7 +15,7 @@ scores `none`/`adabn` on the same remaining trials, for a like-for-like comparis
 
 Expect on flexemg (seed 0; 2-core CPU, 6 minutes): vote@150 99.4-100% when testing on
 session 2, 23-49% on session 3 (mean 69.7 +- 34.1%); fine-tuning brings session 3 back
-(README: adaptation on flexemg).
+(RESULTS.md: adaptation on flexemg).
 
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """

@@ -11,7 +11,7 @@ pre-train first: that recipe is `intra_session_pretrain.py`. CapgMyo DB-b's
 intra-session folds are its session-2 recordings: add `--config.protocol.sessions=2`.
 
 Expect on flexemg (seed 0; measured on a 2-core CPU, 4 minutes): vote@150 98.5 +- 2.7%
-over the 6 folds, every fold >= 93%; per frame 86.6 +- 7.5% (README has the table).
+over the 6 folds, every fold >= 93%; per frame 86.6 +- 7.5% (RESULTS.md has the table).
 
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """
