@@ -218,7 +218,7 @@ def _tiny_suite(data_dir):
   suite = suite_config.get_config('synthetic_hdsemg/tiny')
   suite.data_dir = data_dir
   suite.protocols = ('intra_session', 'leave_one_subject_out')
-  suite.models = ('all_convnet', 'geng_convnet_pretrain')
+  suite.models = ('all_convnet', 'geng_convnet_pretrain', 'lda', 'chance')
   suite.subjects, suite.sessions = (1, 2), (1,)
   suite.seeds, suite.epochs, suite.frame_stride, suite.batch_size = (0, 1), 1, 2, 32
   suite.vote_windows = (1, 5, 150)
@@ -285,10 +285,13 @@ def test_suite_runs_networks_resumes_and_reports(tiny_data_dir, tmp_path):
   combined, markdown, paths, failures = compare_models.run_suite(suite, str(tmp_path))
   assert failures == []
   assert combined.protocols == ['intra_session', 'leave_one_subject_out']
-  assert combined.models == ['all_convnet', 'geng_convnet_pretrain']
+  assert combined.models == ['all_convnet', 'geng_convnet_pretrain', 'lda', 'chance']
   assert combined.folds['intra_session'] == ['S01-s1', 'S02-s1']
   assert 'geng_convnet_pretrain' not in combined.values['leave_one_subject_out']
-  assert set(combined.tests['intra_session']) == {'geng_convnet_pretrain'}
+  assert set(combined.tests['intra_session']) == {'geng_convnet_pretrain', 'lda', 'chance'}
+  assert set(combined.tests['leave_one_subject_out']) == {'lda', 'chance'}
+  lda_rows = results.read_rows(str(tmp_path / 'intra_session' / 'lda' / results.RESULTS_FILE))
+  assert len(lda_rows) == 2 and all(r['seed_independent'] for r in lda_rows)
   assert '| intra_session | S01-s1 |' in markdown
   assert sorted(os.path.basename(p) for p in paths.values()) == [
       'comparison.csv', 'comparison.md', 'comparison.png']
