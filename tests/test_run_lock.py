@@ -12,8 +12,7 @@ import time
 import pytest
 
 from hdsemg_jax import run_lock
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.cli_helpers import ROOT, cli_env, main_command
 
 # Holds the lock on argv[1] until killed; says so on stdout once it does.
 _HOLDER = """
@@ -135,28 +134,30 @@ def test_each_process_of_a_multi_host_program_has_its_own_lock(tmp_path):
 def test_two_concurrent_runs_on_one_workdir(tiny_data_dir, tmp_path):
   """Two `experiments.main` on one workdir at the same time: one runs, one is refused."""
   workdir = str(tmp_path / 'run')
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
-  env.pop('HDSEMG_FAULT', None)
-  cmd = [sys.executable, '-m', 'experiments.main', '--config=experiments/configs/tiny.py',
-         f'--config.dataset.data_dir={tiny_data_dir}', f'--workdir={workdir}',
-         '--config.seeds=0']
-  procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for _ in range(2)]
+  cmd = main_command(f'--config.dataset.data_dir={tiny_data_dir}', f'--workdir={workdir}',
+                     '--config.seeds=0')
+  logs = [tmp_path / f'{i}.log' for i in range(2)]
+  procs = []
+  for log_path in logs:
+    # Logs to files: a full, unread pipe would stall a run.
+    with open(log_path, 'w') as log:
+      procs.append(subprocess.Popen(cmd, cwd=ROOT, env=cli_env(), stdout=log,
+                                    stderr=subprocess.STDOUT))
   # Whichever exits first must be the refused one, while the other is still running.
   deadline = time.monotonic() + 300
   while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
     time.sleep(0.05)
-  first_done = next((p for p in procs if p.poll() is not None), None)
-  assert first_done is not None, 'neither run finished in 300 s'
-  runner = procs[1 - procs.index(first_done)]
-  runner_still_running = runner.poll() is None
-  outputs = {p.pid: p.communicate(timeout=300) for p in procs}
-  refused_err = outputs[first_done.pid][1]
-  assert first_done.returncode != 0, refused_err[-3000:]
-  assert runner.returncode == 0, outputs[runner.pid][1][-3000:]
-  assert runner_still_running, 'the refused run was not refused before the other finished'
-  assert f'workdir {workdir} is in use by process {runner.pid}' in refused_err, (
-      refused_err[-3000:])
+  refused = next((p for p in procs if p.poll() is not None), None)
+  assert refused is not None, 'neither run finished in 300 s'
+  runner = procs[1 - procs.index(refused)]
+  refused_early = runner.poll() is None
+  runner.wait(timeout=300)
+  refused_log, runner_log = (logs[procs.index(p)].read_text() for p in (refused, runner))
+  assert runner.returncode == 0, runner_log[-3000:]
+  assert refused.returncode != 0, refused_log[-3000:]
+  assert refused_early, 'the second run was not refused before the first one finished'
+  assert f'workdir {workdir} is in use by process {runner.pid}' in refused_log, (
+      refused_log[-3000:])
   lines = open(os.path.join(workdir, 'results.jsonl')).read().splitlines()
   keys = [(r['fold'], r['seed']) for r in map(json.loads, lines)]
   assert sorted(keys) == [('S01-s1', 0), ('S02-s1', 0)]
