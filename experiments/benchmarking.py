@@ -21,7 +21,6 @@ every layer. BatchNorm, activations and the optimizer are not counted.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from typing import Any, Callable, Sequence
@@ -32,6 +31,7 @@ import numpy as np
 from flax import nnx
 
 from hdsemg_jax import ops
+from hdsemg_jax.evaluation import cost
 from hdsemg_jax.training import optimizer, state as state_lib, steps
 
 # Forward + input gradient + weight gradient.
@@ -39,47 +39,9 @@ TRAIN_FLOPS_PER_FORWARD = 3
 PRECISIONS = ('float32', 'bfloat16')
 
 
-def _sub_jaxprs(params: dict[str, Any]):
-  for value in params.values():
-    for v in (value if isinstance(value, (tuple, list)) else (value,)):
-      if isinstance(v, jax.extend.core.ClosedJaxpr):
-        yield v.jaxpr
-      elif isinstance(v, jax.extend.core.Jaxpr):
-        yield v
-
-
-def _jaxpr_flops(jaxpr) -> int:
-  total = 0
-  for eqn in jaxpr.eqns:
-    name = eqn.primitive.name
-    if name == 'conv_general_dilated':
-      lhs, rhs = (v.aval for v in eqn.invars)
-      out = eqn.outvars[0].aval
-      dn = eqn.params['dimension_numbers']
-      # Every output element sums kernel-window x input-channels-per-group products.
-      window = math.prod(rhs.shape[d] for d in dn.rhs_spec[2:])
-      cin_per_group = rhs.shape[dn.rhs_spec[1]]
-      total += 2 * math.prod(out.shape) * window * cin_per_group
-    elif name == 'dot_general':
-      lhs, _ = (v.aval for v in eqn.invars)
-      (contract, _), _ = eqn.params['dimension_numbers']
-      out = eqn.outvars[0].aval
-      total += 2 * math.prod(out.shape) * math.prod(lhs.shape[d] for d in contract)
-    else:
-      for sub in _sub_jaxprs(eqn.params):
-        total += _jaxpr_flops(sub)
-  return total
-
-
 def forward_flops(model: nnx.Module, frame_shape: Sequence[int]) -> int:
   """FLOPs of one frame's forward pass through the convolutions and matrix products."""
-  graphdef, params, batch_stats = state_lib.split_model(model)
-
-  def forward(x):
-    return state_lib.apply_model(graphdef, params, batch_stats, x, train=False)[0]
-
-  jaxpr = jax.make_jaxpr(forward)(jax.ShapeDtypeStruct((1, *frame_shape), jnp.float32))
-  return _jaxpr_flops(jaxpr.jaxpr)
+  return int(cost.model_forward_flops(model, frame_shape))
 
 
 def _cast(tree: Any, dtype: Any) -> Any:

@@ -68,7 +68,7 @@ def optimizer(model: nn.Module) -> torch.optim.Optimizer:
 def forward_flops(model: nn.Module, frame_shape=(16, 8)) -> int:
   """Two FLOPs per multiply-add of the convolutions in one frame's forward pass.
 
-  The count of `hdsemg_jax.benchmarking.forward_flops`, made here from PyTorch's layer
+  The count of `experiments.benchmarking.forward_flops`, made here from PyTorch's layer
   shapes so the two cross-check each other.
   """
   total = 0
@@ -111,7 +111,7 @@ def _build(channels_last: bool, dtype: torch.dtype) -> tuple[nn.Module, torch.me
 
 def measure(batch_size: int, channels_last: bool, dtype: torch.dtype, seconds: float,
             repeats: int) -> dict:
-  """The fields of `hdsemg_jax.benchmarking.measure_batch`; 'compile' is the first call."""
+  """The fields of `experiments.benchmarking.measure_batch`; 'compile' is the first call."""
   model, fmt = _build(channels_last, dtype)
   opt = optimizer(model)
   loss_fn = nn.CrossEntropyLoss()
@@ -164,7 +164,7 @@ def latency(channels_last: bool, dtype: torch.dtype, samples: int) -> dict:
 
 
 def _with_gflops(result: dict, flops: int) -> dict:
-  # As hdsemg_jax.benchmarking.add_gflops (not imported: this runs without the project's deps).
+  # As experiments.benchmarking.add_gflops (not imported: this runs without the project's deps).
   out = dict(result)
   if 'train_frames_per_s' in out:
     out['train_gflops'] = out['train_frames_per_s'] * 3 * flops / 1e9

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 import os
 import re
-from typing import Any
 
 import jax
 

@@ -1,10 +1,5 @@
 """Preemption and reproducibility: SIGKILLed runs resume to the uninterrupted results."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tests.cli_helpers import read_rows

@@ -472,7 +472,6 @@ def combine_runs(runs: Sequence[Run], metric: str = 'decision_accuracy/150',
   if not runs:
     raise ValueError('no runs to compare.')
   runs = group_runs(runs)
-  get = metric_getter(metric)
   window = _window(metric)
   models: list[str] = list(dict.fromkeys(r.label for r in runs))
   protocols: list[str] = list(dict.fromkeys(r.protocol for r in runs))

@@ -204,8 +204,8 @@ class Plan:
     `evaluation.evaluate.predict_frames` pads the last one and drops the padding.
     """
     if self.mesh is None:
-      predict = steps.make_predict(graphdef)
-      return lambda x: predict(state.params, state.batch_stats, x)
+      single = steps.make_predict(graphdef)
+      return lambda x: single(state.params, state.batch_stats, x)
     body = steps.predict_fn(graphdef)  # Running statistics: no cross-device BatchNorm.
     replicated = self.replicate((state.params, state.batch_stats))
     n = self.num_devices
