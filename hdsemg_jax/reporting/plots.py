@@ -110,11 +110,16 @@ def plot_vote_windows(rows: Sequence[dict[str, Any]], path: str, title: str,
     ax.errorbar([int(w) for w in windows], 100 * fold_means.mean(axis=0), yerr=100 * std,
                 marker='o', capsize=3, label=str(g))
   ax.set_xscale('log')
+  ax.set_xticks([int(w) for w in windows], windows)
+  ax.minorticks_off()
   ax.set_xlabel('majority-vote window (frames)')
   if sampling_rate_hz:
     rate = float(sampling_rate_hz)
     top = ax.secondary_xaxis('top', functions=(lambda f: f * 1000.0 / rate,
                                                lambda ms: ms * rate / 1000.0))
+    top.set_xticks([int(w) * 1000.0 / rate for w in windows],
+                   [f'{int(w) * 1000.0 / rate:g}' for w in windows])
+    top.minorticks_off()
     top.set_xlabel(f'window (ms at {rate:g} Hz)', fontsize=8)
   ax.set_ylabel('accuracy (%)')
   ax.set_title(f'{title}\nmean over folds, error bars: sample std over folds', fontsize=9)
