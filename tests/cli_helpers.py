@@ -28,7 +28,11 @@ def main_command(*args: str, config: str = TINY_CONFIG, fault: str | None = None
   return [*head, f'--config={config}', *args]
 
 
-def read_rows(workdir: Any, drop: tuple[str, ...] = ('train_seconds',)) -> list[dict[str, Any]]:
+# Wall-clock measurements: they differ between two runs of the same config.
+TIMINGS = ('train_seconds', 'inference_seconds_per_frame')
+
+
+def read_rows(workdir: Any, drop: tuple[str, ...] = TIMINGS) -> list[dict[str, Any]]:
   """The rows of ``workdir/results.jsonl`` without the fields that differ between runs."""
   rows = [json.loads(line) for line in open(os.path.join(workdir, 'results.jsonl'))]
   for r in rows:

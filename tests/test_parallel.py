@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -102,12 +103,14 @@ def test_device_settings_resolve_once_jax_has_started():
 
 
 def test_auto_num_cpu_devices_keeps_a_count_already_chosen(monkeypatch):
-  monkeypatch.setattr(runtime.jax.config, 'jax_num_cpu_devices', -1, raising=False)
+  # JAX's own config cannot change once it has started; a stand-in holds the value instead.
+  chosen = types.SimpleNamespace(jax_num_cpu_devices=-1)
+  monkeypatch.setattr(runtime, 'jax', types.SimpleNamespace(config=chosen))
   monkeypatch.delenv('XLA_FLAGS', raising=False)
   assert runtime.auto_num_cpu_devices() == 1
   monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_foo=1 --xla_force_host_platform_device_count=6')
   assert runtime.auto_num_cpu_devices() == 6
-  monkeypatch.setattr(runtime.jax.config, 'jax_num_cpu_devices', 3, raising=False)
+  chosen.jax_num_cpu_devices = 3
   assert runtime.auto_num_cpu_devices() == 3  # Set in code: it wins over the flag.
 
 

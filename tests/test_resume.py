@@ -25,7 +25,7 @@ def reference(main, tmp_path_factory):
   return workdir
 
 
-def test_same_config_twice_gives_identicalread_rows(reference, main, tmp_path):
+def test_same_config_twice_gives_identical_rows(reference, main, tmp_path):
   proc = main(tmp_path / 'again')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert read_rows(tmp_path / 'again') == read_rows(reference)

@@ -12,7 +12,7 @@ from hdsemg_jax.preprocessing import filters
 def test_dataset_filters_condition_every_trial_on_synthetic_data(tiny_data_dir):
   config = tiny.get_config()
   config.dataset.data_dir = tiny_data_dir
-  config.dataset.filters = ('demean', 'highpass:20')
+  config.dataset.filters = ('highpass:20', 'demean')
   spec, conditioned = run_setup.load_data(config.dataset)
   _, raw = trials_lib.load(config.dataset.name, data_dir=tiny_data_dir)
   expected = filters.apply_filters(raw, config.dataset.filters, spec.sampling_rate_hz)
