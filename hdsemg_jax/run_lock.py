@@ -1,12 +1,12 @@
-"""One run per workdir: an exclusive lock that a second run is refused at once.
+"""One run per workdir: an exclusive lock; a second run is refused at once.
 
 Two runs writing the same workdir would train the same folds and seeds twice,
 overwrite each other's checkpoints and append duplicate rows to results.jsonl.
 `hold` takes a `fcntl.flock` lock on a file inside the workdir for as long as
 the run lasts:
 
-  with run_lock.hold(workdir):
-    ...  # the whole run
+  with run_lock.hold(workdir, process_index=jax.process_index()):
+    ...  # the whole run, up to its last write to the workdir
 
 A second holder, in this process or any other on the host, gets `WorkdirLocked`
 (a ValueError, so the CLI prints it as one line) naming the workdir and the
