@@ -26,18 +26,16 @@ together. On several hosts, process 0 writes the results.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from typing import Any, Iterator, Sequence
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
 from flax import nnx
 
-from hdsemg_jax import classical, checkpointing, inference, provenance, run_lock, run_setup
+from hdsemg_jax import (checkpointing, classical, inference, protocols, provenance, run_lock,
+                        run_setup)
 from hdsemg_jax import workdir as workdir_lib
 from hdsemg_jax.data import frames as frames_lib
 from hdsemg_jax.data import trials as trials_lib
@@ -54,14 +52,6 @@ SHIFT_PLOT = 'shift_robustness.png'
 def _is_primary() -> bool:
   # On several hosts every process runs the same program; one writes the files.
   return jax.process_index() == 0
-
-
-def split_id(setup: RunSetup, fold: Fold) -> str:
-  """A short, stable id of the dataset version and the fold's exact trials per role."""
-  roles = {'train': fold.train, 'test': fold.test, 'finetune': fold.finetune}
-  key = json.dumps({'dataset': setup.spec.name, 'version': setup.spec.version,
-                    **{role: sorted(ids) for role, ids in roles.items()}}, sort_keys=True)
-  return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 class _Outputs:
@@ -210,7 +200,7 @@ def _row(setup: RunSetup, fold: Fold, seed: int, fields: dict[str, Any]) -> dict
       'seed_parallel': bool(config.seed_parallel),
       'split': {role: d['trials'] for role, d in split.items()},
       'split_detail': split,
-      'split_id': split_id(setup, fold),
+      'split_id': protocols.split_id(spec.name, spec.version, fold),
       'protocol_subjects': config.protocol.subjects,
       'protocol_folds': config.protocol.folds,
       'provenance': provenance.collect(config.to_dict(), spec.name, spec.version),
@@ -246,18 +236,6 @@ def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
   for seed in pending:
     trained = train_seeds(setup, fold, [seed], workdir)
     yield seed, score_seed(setup, fold, seed, trained, 0, workdir)
-
-
-def mean_shift_scores(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-  """Per shift, the rows' ``shift_scores`` accuracies averaged over folds and seeds."""
-  out = []
-  for i, first in enumerate(rows[0]['shift_scores']):
-    scores = [r['shift_scores'][i] for r in rows]
-    out.append({'shift': first['shift'],
-                'frame_accuracy': float(np.mean([s['frame_accuracy'] for s in scores])),
-                'vote_accuracy': {w: float(np.mean([s['vote_accuracy'][w] for s in scores]))
-                                  for w in first['vote_accuracy']}})
-  return out
 
 
 def _title(setup: RunSetup) -> str:
@@ -297,7 +275,7 @@ def run(setup: RunSetup, workdir: str, *,
                       sampling_rate_hz=setup.spec.sampling_rate_hz)
     if all(r.get('shift_scores') for r in rows):
       robustness_plot.accuracy_vs_shift(
-          mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
+          robustness.mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
           f'{_title(setup)}: accuracy against electrode shift\n(mean over folds and seeds)')
   print(table)
   return rows

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import json
 from typing import Any, Callable, Sequence
 
 from hdsemg_jax.config import Adaptation
@@ -236,3 +238,15 @@ def describe_folds(spec: DatasetSpec, trials: Sequence[Trial], folds: Sequence[F
     if fold.finetune:
       lines.append(f'  finetune ({len(fold.finetune)}): {" ".join(fold.finetune)}')
   return '\n'.join(lines)
+
+
+def split_id(dataset: str, version: str, fold: Fold) -> str:
+  """A short, stable id of the dataset version and the fold's exact trials per role.
+
+  Two results rows with the same id were trained and tested on the same trials
+  (the report refuses to put rows with different ids in one column).
+  """
+  roles = {'train': fold.train, 'test': fold.test, 'finetune': fold.finetune}
+  key = json.dumps({'dataset': dataset, 'version': version,
+                    **{role: sorted(ids) for role, ids in roles.items()}}, sort_keys=True)
+  return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -89,3 +89,18 @@ def shift_robustness(predict: Callable[[np.ndarray], jax.Array], trials: Sequenc
     scores = evaluate.score(predictions, moved, num_classes, vote_windows)
     results.append({'shift': list(shift), **scores})
   return results
+
+
+def mean_shift_scores(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Per shift, the rows' ``shift_scores`` accuracies averaged over folds and seeds.
+
+  Every row must hold the same shifts in the same order (one run's rows do).
+  """
+  out = []
+  for i, first in enumerate(rows[0]['shift_scores']):
+    scores = [r['shift_scores'][i] for r in rows]
+    out.append({'shift': first['shift'],
+                'frame_accuracy': float(np.mean([s['frame_accuracy'] for s in scores])),
+                'vote_accuracy': {w: float(np.mean([s['vote_accuracy'][w] for s in scores]))
+                                  for w in first['vote_accuracy']}})
+  return out
