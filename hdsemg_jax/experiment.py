@@ -192,7 +192,8 @@ def _row(setup: RunSetup, fold: Fold, seed: int, fields: dict[str, Any]) -> dict
       'fold': fold.id,
       'seed': seed,
       'adapt_method': setup.adapt.method,
-      'augment': dataclasses.asdict(setup.augment),
+      # As JSON has it, so that returned rows equal the rows read back.
+      'augment': {**dataclasses.asdict(setup.augment), 'max_shift': list(setup.augment.max_shift)},
       **fields,
       'parallel': plan.mode,
       'num_devices': plan.num_devices,
