@@ -45,6 +45,13 @@ def tiny_trials(tiny_data_dir):
   return trials.load(TINY, data_dir=tiny_data_dir)
 
 
+def pytest_collection_modifyitems(items):
+  # The real recordings take minutes to prepare: their tests belong to the full suite only.
+  for item in items:
+    if item.get_closest_marker('real_data'):
+      item.add_marker(pytest.mark.slow)
+
+
 FLEXEMG_DIR = os.environ.get('HDSEMG_FLEXEMG_DIR') or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     'shared', 'data', 'flexemg')

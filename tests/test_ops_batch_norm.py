@@ -77,6 +77,7 @@ def test_evaluation_and_pytree_are_flax_s():
                                 np.asarray(flax_layer(x, use_running_average=True)))
 
 
+@pytest.mark.slow
 def test_whole_models_give_the_same_loss_and_gradients_with_either_gradient():
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((16, 16, 8)), jnp.float32)

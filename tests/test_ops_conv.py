@@ -100,6 +100,7 @@ def _loss_and_grads(name: str, impl: str, x: jax.Array, y: jax.Array, **kwargs):
     ('all_convnet', {}),
     ('geng_convnet', dict(grid_shape=(16, 8), dense_features=(32, 16), dropout_layers=0)),
 ])
+@pytest.mark.slow
 @pytest.mark.parametrize('impl', ALTERNATIVES)
 def test_whole_model_loss_and_gradients_match_xla(name, kwargs, impl):
   rng = np.random.default_rng(0)
