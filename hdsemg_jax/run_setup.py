@@ -37,17 +37,18 @@ class RunSetup:
   augment: augment_lib.AugmentSettings  # train.augment, checked against the grid.
 
 
-def load_data(dataset_config: ml_collections.ConfigDict,
-              keep_raw: bool = False) -> tuple[DatasetSpec, list[Trial]] | tuple:
-  """Reads the configured dataset (preparing it on first use) and conditions its signals.
+def condition(trials: Sequence[Trial], dataset_config: ml_collections.ConfigDict,
+              spec: DatasetSpec) -> list[Trial]:
+  """The trials filtered by ``dataset.filters`` in ``dataset.filter_mode``."""
+  return filters.apply_filters(list(trials), dataset_config.filters, spec.sampling_rate_hz,
+                               mode=dataset_config.filter_mode)
 
-  With ``keep_raw``, also returns the trials as read (before filtering).
-  """
+
+def load_data(dataset_config: ml_collections.ConfigDict) -> tuple[DatasetSpec, list[Trial]]:
+  """Reads the configured dataset (preparing it on first use) and conditions its signals."""
   spec, raw = trials_lib.load(dataset_config.name, dataset_config.data_dir,
                               dataset_config.manual_dir)
-  conditioned = filters.apply_filters(raw, dataset_config.filters, spec.sampling_rate_hz,
-                                      mode=dataset_config.filter_mode)
-  return (spec, conditioned, raw) if keep_raw else (spec, conditioned)
+  return spec, condition(raw, dataset_config, spec)
 
 
 # Classical models have no BatchNorm to adapt and no fine-tuning; alignment only moves the
@@ -92,12 +93,13 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   plan = parallel.Plan.create(devices.parallel)
   plan.check_batch(int(config.train.batch_size), 'train.batch_size')
   plan.check_batch(int(config.eval.batch_size), 'eval.batch_size')
-  online = bool(config.eval.online)
-  spec, trials, *raw = load_data(config.dataset, keep_raw=online)
+  spec, raw = trials_lib.load(config.dataset.name, config.dataset.data_dir,
+                              config.dataset.manual_dir)
+  trials = condition(raw, config.dataset, spec)
   folds = protocols.folds_for_run(trials, config.protocol, adapt)
   augment = augment_lib.from_config(config, spec.grid_shape, spec.wrap_axis)
   return RunSetup(config=config, devices=devices, plan=plan, adapt=adapt, spec=spec,
-                  trials=trials, raw_trials=raw[0] if online else None, folds=folds,
+                  trials=trials, raw_trials=raw if config.eval.online else None, folds=folds,
                   seeds=tuple(int(s) for s in config.seeds), augment=augment)
 
 
