@@ -264,22 +264,27 @@ def run(setup: RunSetup, workdir: str, *,
                setup.devices.num_processes, setup.devices.num_cpu_devices,
                bool(setup.config.seed_parallel))
   workdir_lib.make(workdir)
-  with run_lock.hold(workdir):
+  # Every write to the workdir happens under the lock (per host; see run_lock).
+  with run_lock.hold(workdir, process_index=jax.process_index()):
     done = workdir_lib.open_run(workdir, setup.config.to_dict(), allow_config_change)
     rows = _run_folds(setup, workdir, done)
-  table = tables.run_report(rows, title=_title(setup), synthetic=setup.spec.synthetic,
-                            metrics=TABLE_METRICS)
-  if _is_primary():
-    results.write_atomic(os.path.join(workdir, workdir_lib.TABLE_FILE), table)
-    plots.write_plots(rows, workdir, _title(setup), class_names=setup.spec.class_names,
-                      synthetic=setup.spec.synthetic,
-                      sampling_rate_hz=setup.spec.sampling_rate_hz)
-    if all(r.get('shift_scores') for r in rows):
-      robustness_plot.accuracy_vs_shift(
-          robustness.mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
-          f'{_title(setup)}: accuracy against electrode shift\n(mean over folds and seeds)')
+    table = tables.run_report(rows, title=_title(setup), synthetic=setup.spec.synthetic,
+                              metrics=TABLE_METRICS)
+    if _is_primary():
+      _write_report(setup, rows, table, workdir)
   print(table)
   return rows
+
+
+def _write_report(setup: RunSetup, rows: Sequence[dict[str, Any]], table: str,
+                  workdir: str) -> None:
+  results.write_atomic(os.path.join(workdir, workdir_lib.TABLE_FILE), table)
+  plots.write_plots(rows, workdir, _title(setup), class_names=setup.spec.class_names,
+                    synthetic=setup.spec.synthetic, sampling_rate_hz=setup.spec.sampling_rate_hz)
+  if all(r.get('shift_scores') for r in rows):
+    robustness_plot.accuracy_vs_shift(
+        robustness.mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
+        f'{_title(setup)}: accuracy against electrode shift\n(mean over folds and seeds)')
 
 
 def _run_folds(setup: RunSetup, workdir: str,
