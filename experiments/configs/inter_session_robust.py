@@ -3,16 +3,19 @@ r"""Inter-session without target labels: the recommended recipe against electrod
   python -m experiments.main --config=experiments/configs/inter_session_robust.py:flexemg \
       --config.dataset.manual_dir=../shared/data/flexemg --workdir=workdirs/flexemg_robust
 
-Session 1 trains, each later session tests, as `inter_session.py`. Training
-batches are augmented with random whole-electrode shifts along the axis that
-wraps round the forearm (`train.augment.max_shift`), and before scoring the
-target session's displacement is estimated from its unlabelled inputs and undone,
-then BatchNorm statistics are re-estimated on the aligned frames
+Session 1 trains, each later session tests, as `inter_session.py`. Before
+scoring, the target session's whole-electrode displacement is estimated from its
+unlabelled inputs (against the training trials' electrode co-activation) and
+undone, then BatchNorm statistics are re-estimated on the aligned frames
 (`adapt.method=align+adabn`). Alignment and AdaBN read the target's test inputs,
 never its labels: transductive, as the rows say (`adapt_method`, `align_shift`).
+Training augmentation with random shifts (`train.augment.max_shift`) is not part
+of the recipe: on flexemg it cost accuracy on every session and with alignment.
 
-Expect: RESULTS.md ('Electrode shifts on flexemg') has what this recipe and each of its
-parts measured on the real recordings.
+Expect on flexemg (RESULTS.md, 'Electrode shifts on flexemg': seeds 0 and 1, every
+32nd training frame, 4 epochs of batch 64): 150-frame vote 98.2% on session 3 (mean over
+the 3 subjects; 40.2% without adaptation) and 99.7% on session 2; the estimated
+shifts put session 3 four to five rows round the arm.
 
 The argument after ':' names the dataset (default: synthetic_hdsemg/small).
 """
@@ -21,20 +24,18 @@ import ml_collections
 
 from experiments.configs import datasets
 
-# Per dataset family: the augmentation's largest shift and alignment's search range, both
-# (rows, columns) in whole electrodes, along the axis that wraps round the forearm (flexemg:
-# its 16 rows; CapgMyo and the synthetic data: their 8 columns; see each builder's README).
-SHIFTS = {
-    'flexemg': dict(augment=(5, 0), align=(8, 1)),
-    'capgmyo': dict(augment=(0, 2), align=(2, 4)),
-    'synthetic_hdsemg': dict(augment=(0, 2), align=(2, 4)),
+# Per dataset family: alignment's search range, (rows, columns) in whole electrodes; the axis
+# that wraps round the forearm is searched all round (flexemg: its 16 rows; CapgMyo and the
+# synthetic data: their 8 columns; see each builder's README).
+ALIGN_MAX_SHIFT = {
+    'flexemg': (8, 1),
+    'capgmyo': (2, 4),
+    'synthetic_hdsemg': (2, 4),
 }
 
 
 def get_config(dataset: str = 'synthetic_hdsemg/small') -> ml_collections.ConfigDict:
   config = datasets.protocol_config('inter_session', dataset)
-  shifts = SHIFTS[dataset.split('/')[0]]
-  config.train.augment.max_shift = shifts['augment']
   config.adapt.method = 'align+adabn'
-  config.adapt.align_max_shift = shifts['align']
+  config.adapt.align_max_shift = ALIGN_MAX_SHIFT[dataset.split('/')[0]]
   return config
