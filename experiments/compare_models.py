@@ -7,7 +7,7 @@ r"""The paper's comparison in one command: every model on every protocol, then o
       --config.models=all_convnet,lda,chance --dry_run
 
 Each run (protocol x model) goes to its own sub-workdir ``<workdir>/<protocol>/<model>``
-through `hdsemg_jax.experiment.train_and_evaluate`, so rerunning the command
+through `hdsemg_jax.run.experiment.train_and_evaluate`, so rerunning the command
 resumes where it stopped: finished runs are skipped, partial ones continue. Then
 the combined report (`hdsemg_jax.reporting.compare.combine_runs`; rows protocol x
 fold, a column per model, paired Wilcoxon tests of ``reference`` against every
@@ -210,7 +210,7 @@ def run_suite(suite: ml_collections.ConfigDict, workdir: str, *,
   Returns the `compare.Combined`, its Markdown, the written paths and the
   failed runs (``'<protocol>/<model>: <error>'``; only with ``keep_going``).
   """
-  from hdsemg_jax import experiment
+  from hdsemg_jax.run import experiment
 
   specs = plan(suite, workdir)
   failures = []
@@ -230,9 +230,9 @@ def run_suite(suite: ml_collections.ConfigDict, workdir: str, *,
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from hdsemg_jax import runtime
-  runtime.enable_compilation_cache()
-  runtime.quiet_library_logs()
+  from hdsemg_jax import process_setup
+  process_setup.enable_compilation_cache()
+  process_setup.quiet_library_logs()
   suite = _CONFIG.value
   try:
     if not _WORKDIR.value:

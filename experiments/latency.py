@@ -15,7 +15,7 @@ For each runtime it measures, on one sample stream of random data:
 Runtimes: ``jax`` (`Decoder.from_model`, jit-compiled, XLA's default CPU threading),
 ``onnxruntime`` (the model exported by `hdsemg_jax.deployment.export`, session with
 one intra-op thread, sequential execution, all graph optimizations:
-`hdsemg_jax.deployment.runtime.onnx_session`), ``onnxruntime-default`` (the same
+`hdsemg_jax.deployment.artifacts.onnx_session`), ``onnxruntime-default`` (the same
 file with ONNX Runtime's default session options), and ``torch`` if PyTorch is
 importable in this process (`experiments.torch_reference.all_convnet` of the same
 layer sizes, eval mode, random weights: it runs the same amount of work, not the
@@ -137,7 +137,7 @@ def measure(name: str, settings: str, make_decoder: Callable[[], Any],
 
 def _model() -> Any:
   from experiments.configs import default
-  from hdsemg_jax import inference, models
+  from hdsemg_jax import models, saved_model
   from hdsemg_jax.training import state as state_lib
   if _RUN_DIR.value:
     if not _FOLD.value:
@@ -148,12 +148,12 @@ def _model() -> Any:
   module = models.build_from_config(config.model.to_dict(), 8, (16, 8), seed=0)
   graphdef, params, batch_stats = state_lib.split_model(module)
   kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
-  info = inference.ModelInfo(
+  info = saved_model.ModelInfo(
       model=config.model.name, model_kwargs=kwargs, num_classes=8, grid_shape=(16, 8),
       class_names=tuple(f'gesture_{i + 1}' for i in range(8)), dataset='(random weights)',
       dataset_version='', fold='-', seed=0, eval_batch_size=1000, sampling_rate_hz=FS,
       filters=tuple(_FILTERS.value), filter_mode='causal')
-  return inference.Model(info, graphdef, params, batch_stats)
+  return saved_model.Model(info, graphdef, params, batch_stats)
 
 
 def _torch_classifier(model: Any) -> tuple[Callable[[np.ndarray], np.ndarray], str] | None:
@@ -214,12 +214,12 @@ def main(argv: list[str]) -> None:
                         lambda: streaming.Decoder(classify, **decoder_kwargs), classify, stream,
                         frames))
   if wanted & {'onnxruntime', 'onnxruntime-default'}:
-    from hdsemg_jax.deployment import export, runtime
+    from hdsemg_jax.deployment import artifacts, export
     with tempfile.TemporaryDirectory() as tmp:
       result = export.export_model(model, tmp, 'onnx', frames[:256],
                                    parity_source='random frames (latency benchmark)')
       if 'onnxruntime' in wanted:
-        artifact = runtime.load_artifact(result.artifact, threads=1)
+        artifact = artifacts.load_artifact(result.artifact, threads=1)
         rows.append(measure(
             'onnxruntime', f'onnxruntime {_version("onnxruntime")}: 1 intra-op thread, '
             'sequential, all graph optimizations',

@@ -65,9 +65,10 @@ def main(argv) -> None:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   # Imported after the flags: JAX has not started, so the CPU's device split can still be set
   # (run_setup.resolve does it before any computation).
-  from hdsemg_jax import experiment, run_setup, runtime
-  runtime.enable_compilation_cache()
-  runtime.quiet_library_logs()
+  from hdsemg_jax import process_setup
+  from hdsemg_jax.run import experiment, setup as run_setup
+  process_setup.enable_compilation_cache()
+  process_setup.quiet_library_logs()
   try:
     if _DRY_RUN.value:
       print(run_setup.describe(run_setup.resolve(_CONFIG.value)))

@@ -133,7 +133,7 @@ def default_config() -> ml_collections.ConfigDict:
   # hdsemg_jax.training.parallel): 'auto' (sharding if several devices are visible, else
   # none), 'none', 'pmap' or 'sharding'. train.batch_size is the global batch.
   config.parallel = 'auto'
-  # How many host devices XLA splits the CPU into: 'auto' (runtime.auto_num_cpu_devices) or N.
+  # How many host devices XLA splits the CPU into: 'auto' (process_setup.auto_num_cpu_devices) or N.
   config.num_cpu_devices = 'auto'
   # Train all seeds of a fold at once, vmapped in one compiled program.
   config.seed_parallel = False

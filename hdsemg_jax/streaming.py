@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from hdsemg_jax.deployment import runtime  # Imports onnxruntime only when a model asks.
+from hdsemg_jax.deployment import artifacts  # Imports onnxruntime only when a model asks.
 from hdsemg_jax.preprocessing import filters as filters_lib
 
 Classify = Callable[[np.ndarray], np.ndarray]
@@ -206,7 +206,7 @@ class Decoder:
                  filters: Iterable[str] | str | None = None,
                  sampling_rate_hz: float | None = None,
                  max_batch: int | None = None) -> 'Decoder':
-    """A decoder running an `hdsemg_jax.inference.Model` in JAX.
+    """A decoder running an `hdsemg_jax.saved_model.Model` in JAX.
 
     ``filters`` and ``sampling_rate_hz`` default to those the model was trained
     with (``model.info``); ``max_batch`` (default the model's evaluation batch
@@ -230,7 +230,7 @@ class Decoder:
     it by `hdsemg_jax.deployment.export`; ``threads`` is ONNX Runtime's intra-op
     thread count.
     """
-    artifact = runtime.load_artifact(path, threads=threads)
+    artifact = artifacts.load_artifact(path, threads=threads)
     meta = artifact.metadata
     return cls(artifact.classify, grid_shape=meta['grid_shape'],
                num_classes=meta['num_classes'], sampling_rate_hz=meta['sampling_rate_hz'],
@@ -287,7 +287,7 @@ class Decoder:
 
 
 def jax_classifier(model: Any, max_batch: int | None = None) -> Classify:
-  """``frames -> classes`` of an `hdsemg_jax.inference.Model`, compiled per padded batch size.
+  """``frames -> classes`` of an `hdsemg_jax.saved_model.Model`, compiled per padded batch size.
 
   Frames are padded to the next power of two (at most ``max_batch``, default the
   model's evaluation batch size; longer inputs run in slices), so a stream of
@@ -304,7 +304,7 @@ def jax_classifier(model: Any, max_batch: int | None = None) -> Classify:
     out = []
     for start in range(0, len(frames), max_batch):
       part = frames[start:start + max_batch]
-      size = runtime.padded_batch_size(len(part), max_batch)
+      size = artifacts.padded_batch_size(len(part), max_batch)
       if size != len(part):
         part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
       out.append(np.asarray(classes_fn(part))[:min(max_batch, len(frames) - start)])

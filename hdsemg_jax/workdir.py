@@ -54,7 +54,7 @@ def group_dir(workdir: str, kind: str, fold_id: str, seeds: Sequence[int]) -> st
 
 
 def model_dir(workdir: str, fold_id: str, seed: int) -> str:
-  """Where the final model of a (fold, seed) is saved (`hdsemg_jax.inference`)."""
+  """Where the final model of a (fold, seed) is saved (`hdsemg_jax.saved_model`)."""
   return pair_dir(workdir, MODEL_DIR, fold_id, seed)
 
 

@@ -16,9 +16,9 @@ import pytest
 os.environ.setdefault('HDSEMG_JAX_CACHE_DIR', os.path.join(
     os.path.expanduser('~'), '.cache', 'hdsemg_jax', 'xla-tests'))
 
-from hdsemg_jax import runtime  # noqa: E402  (after the env var above)
+from hdsemg_jax import process_setup  # noqa: E402  (after the env var above)
 
-runtime.enable_compilation_cache()
+process_setup.enable_compilation_cache()
 
 import jax  # noqa: E402
 

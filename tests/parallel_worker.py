@@ -20,11 +20,12 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.configs import tiny  # noqa: E402
-from hdsemg_jax import experiment, models, runtime  # noqa: E402
+from hdsemg_jax import models, process_setup  # noqa: E402
+from hdsemg_jax.run import experiment
 from hdsemg_jax.evaluation import evaluate  # noqa: E402
 from hdsemg_jax.training import parallel, steps, trainer  # noqa: E402
 
-runtime.enable_compilation_cache()
+process_setup.enable_compilation_cache()
 
 # Tolerances for one program against another: XLA may order reductions differently.
 TOL = dict(rtol=2e-4, atol=2e-5)
@@ -161,7 +162,7 @@ def check_experiment(data_dir: str) -> None:
 
 def check_multihost() -> None:
   """One of two processes (2 CPU devices each): pmap and sharding over all 4 devices agree."""
-  assert runtime.initialize_distributed()
+  assert process_setup.initialize_distributed()
   assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
   frames, labels = _data()
   out = {}

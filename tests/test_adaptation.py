@@ -10,7 +10,8 @@ from flax import nnx
 
 from experiments.configs import tiny
 from hdsemg_jax import config as config_lib
-from hdsemg_jax import experiment, models, protocols
+from hdsemg_jax import models, protocols
+from hdsemg_jax.run import experiment
 from hdsemg_jax.data import frames as frames_lib
 from hdsemg_jax.data.trials import Trial, number_repetitions
 from hdsemg_jax.training import adabn, optimizer, state as state_lib, trainer

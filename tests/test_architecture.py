@@ -75,9 +75,9 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_imports_of_every_kind():
   graph = import_graph()
   # A package-level import, a relative-free `from x import y` of a module, a lazy import.
-  assert 'hdsemg_jax.run_setup' in graph['hdsemg_jax.experiment']
+  assert 'hdsemg_jax.run.setup' in graph['hdsemg_jax.run.experiment']
   assert 'hdsemg_jax.ops.conv' in graph['hdsemg_jax.models.layers']
-  assert 'hdsemg_jax.inference' in graph['hdsemg_jax']  # Inside load_model.
+  assert 'hdsemg_jax.saved_model' in graph['hdsemg_jax']  # Inside load_model.
   assert _cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
 
 
@@ -86,5 +86,5 @@ def test_no_import_cycle_in_the_library():
 
 
 def test_nothing_in_the_library_imports_the_orchestrator():
-  importers = sorted(m for m, deps in import_graph().items() if 'hdsemg_jax.experiment' in deps)
+  importers = sorted(m for m, deps in import_graph().items() if 'hdsemg_jax.run.experiment' in deps)
   assert importers == []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax.deployment import export, runtime
+from hdsemg_jax.deployment import artifacts, export
 
 FOLD, SEED = 'S01-s1', 0
 SPECS = ('notch:50', 'bandpass:20:380:4')
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # Every test here trains a model or exports one.
 
 @pytest.fixture(scope='module')
 def run_dir(tiny_data_dir, tmp_path_factory) -> str:
-  from hdsemg_jax import experiment
+  from hdsemg_jax.run import experiment
   config = tiny.get_config()
   config.seeds = (SEED,)
   config.protocol.subjects = (1,)
@@ -63,7 +63,7 @@ def _check_description(result: export.ExportResult, fmt: str, model, run_dir: st
   with open(result.artifact, 'rb') as f:
     data = f.read()
   assert meta['format'] == fmt and meta['artifact'] == os.path.basename(result.artifact)
-  assert meta['sha256'] == runtime.sha256(data)
+  assert meta['sha256'] == artifacts.sha256(data)
   assert meta['class_names'] == list(model.info.class_names)
   assert meta['grid_shape'] == [16, 8] and meta['num_classes'] == model.info.num_classes
   assert meta['sampling_rate_hz'] == 1000.0
@@ -163,14 +163,14 @@ def test_altered_or_unfinished_artifacts_are_refused(stablehlo_export, tmp_path)
   import shutil
   copy = tmp_path / 'model.stablehlo'
   shutil.copy(stablehlo_export.artifact, copy)
-  with pytest.raises(runtime.ArtifactError, match='unfinished'):
-    runtime.load_artifact(str(copy))
+  with pytest.raises(artifacts.ArtifactError, match='unfinished'):
+    artifacts.load_artifact(str(copy))
   shutil.copy(stablehlo_export.metadata, str(copy) + '.json')
-  runtime.load_artifact(str(copy))
+  artifacts.load_artifact(str(copy))
   with open(copy, 'ab') as f:
     f.write(b'\0')
-  with pytest.raises(runtime.ArtifactError, match='sha256'):
-    runtime.load_artifact(str(copy))
+  with pytest.raises(artifacts.ArtifactError, match='sha256'):
+    artifacts.load_artifact(str(copy))
 
 
 def _cli(args: list[str], prelude: str = '') -> subprocess.CompletedProcess:
@@ -207,7 +207,7 @@ def test_cli_exports_and_fails_loudly(run_dir, tmp_path):
 
 def test_importing_the_library_imports_no_onnx():
   code = ('import sys, hdsemg_jax, hdsemg_jax.streaming, hdsemg_jax.evaluation.online, '
-          'hdsemg_jax.deployment.runtime, hdsemg_jax.deployment.export\n'
+          'hdsemg_jax.deployment.artifacts, hdsemg_jax.deployment.export\n'
           'print(sorted(m for m in ("onnx", "onnxruntime", "jax2onnx") if m in sys.modules))')
   out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)

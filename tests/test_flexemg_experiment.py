@@ -5,7 +5,7 @@ import json
 import pytest
 
 from experiments.configs import intra_session, tiny
-from hdsemg_jax import experiment
+from hdsemg_jax.run import experiment
 
 
 @pytest.mark.real_data

@@ -10,7 +10,7 @@ frames of the 240 scored per fold), not for a changed model or split.
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax import experiment
+from hdsemg_jax.run import experiment
 
 # fold -> (frame accuracy, decision accuracy by frames behind a decision).
 PINNED = {

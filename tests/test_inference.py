@@ -4,7 +4,8 @@ import numpy as np
 
 import hdsemg_jax
 from experiments.configs import tiny
-from hdsemg_jax import experiment, protocols, run_setup
+from hdsemg_jax import protocols
+from hdsemg_jax.run import experiment, setup as run_setup
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.evaluation import evaluate, voting
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from hdsemg_jax import run_lock
+from hdsemg_jax.run import lock as run_lock
 from tests.cli_helpers import ROOT, cli_env, main_command
 
 KILLS = 20

@@ -8,7 +8,8 @@ that was built (its parameter count) and how it decides.
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax import experiment, models
+from hdsemg_jax import models
+from hdsemg_jax.run import experiment
 
 pytestmark = pytest.mark.slow
 

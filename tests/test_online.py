@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax import inference, models
+from hdsemg_jax import models, saved_model
 from hdsemg_jax.data.trials import Trial
 from hdsemg_jax.evaluation import online, voting
 from hdsemg_jax.preprocessing import filters
@@ -86,12 +86,12 @@ def test_jax_model_runs_and_agrees_with_its_predict(trials):
   config = tiny.get_config()
   module = models.build_from_config(config.model.to_dict(), 3, (16, 8), seed=0)
   graphdef, params, batch_stats = state_lib.split_model(module)
-  info = inference.ModelInfo(
+  info = saved_model.ModelInfo(
       model='all_convnet', model_kwargs={}, num_classes=3, grid_shape=(16, 8),
       class_names=('a', 'b', 'c'), dataset='synthetic_hdsemg/tiny', dataset_version='1.0.0',
       fold='F', seed=0, eval_batch_size=64, sampling_rate_hz=FS, filters=SPECS,
       filter_mode='zero_phase')
-  model = inference.Model(info, graphdef, params, batch_stats)
+  model = saved_model.Model(info, graphdef, params, batch_stats)
   scores = online.online_scores(model, trials, SPECS, 'zero_phase', FS, (1, 5), 50, 3)
   expected, _ = _expected(trials, (1, 5), classify=model.predict)
   assert scores['vote_accuracy'] == pytest.approx(expected, abs=0)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.cli_helpers import ROOT, cli_env, read_rows
 from hdsemg_jax import config as config_lib
-from hdsemg_jax import runtime
+from hdsemg_jax import process_setup
 from hdsemg_jax.training import parallel
 
 WORKER = os.path.join(ROOT, 'tests', 'parallel_worker.py')
@@ -93,39 +93,39 @@ def test_parallel_modes_resolve_and_unknown_ones_are_named():
 
 
 def test_device_settings_resolve_once_jax_has_started():
-  settings = runtime.configure_devices('auto', 'auto')
+  settings = process_setup.configure_devices('auto', 'auto')
   assert (settings.parallel, settings.num_cpu_devices, settings.num_devices) == ('none', 1, 1)
-  assert runtime.configure_devices('none', '1') == settings  # Again: the same.
+  assert process_setup.configure_devices('none', '1') == settings  # Again: the same.
   with pytest.raises(ValueError, match='num_cpu_devices=4, but JAX has already started'):
-    runtime.configure_devices('auto', '4')
+    process_setup.configure_devices('auto', '4')
   with pytest.raises(ValueError, match="num_cpu_devices='two' must be 'auto'"):
-    runtime.configure_devices('auto', 'two')
+    process_setup.configure_devices('auto', 'two')
 
 
 def test_auto_num_cpu_devices_keeps_a_count_already_chosen(monkeypatch):
   # JAX's own config cannot change once it has started; a stand-in holds the value instead.
   chosen = types.SimpleNamespace(jax_num_cpu_devices=-1)
-  monkeypatch.setattr(runtime, 'jax', types.SimpleNamespace(config=chosen))
+  monkeypatch.setattr(process_setup, 'jax', types.SimpleNamespace(config=chosen))
   monkeypatch.delenv('XLA_FLAGS', raising=False)
-  assert runtime.auto_num_cpu_devices() == 1
+  assert process_setup.auto_num_cpu_devices() == 1
   monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_foo=1 --xla_force_host_platform_device_count=6')
-  assert runtime.auto_num_cpu_devices() == 6
+  assert process_setup.auto_num_cpu_devices() == 6
   chosen.jax_num_cpu_devices = 3
-  assert runtime.auto_num_cpu_devices() == 3  # Set in code: it wins over the flag.
+  assert process_setup.auto_num_cpu_devices() == 3  # Set in code: it wins over the flag.
 
 
 def test_multi_host_detection(monkeypatch):
   for key in ('JAX_COORDINATOR_ADDRESS', 'TPU_WORKER_HOSTNAMES', 'SLURM_NTASKS',
               'OMPI_COMM_WORLD_SIZE'):
     monkeypatch.delenv(key, raising=False)
-  assert not runtime.multi_host_env()
+  assert not process_setup.multi_host_env()
   monkeypatch.setenv('TPU_WORKER_HOSTNAMES', 'localhost')  # A single-host TPU (Colab).
-  assert not runtime.multi_host_env()
+  assert not process_setup.multi_host_env()
   monkeypatch.setenv('TPU_WORKER_HOSTNAMES', 'w-0,w-1')  # A pod slice.
-  assert runtime.multi_host_env()
+  assert process_setup.multi_host_env()
   monkeypatch.delenv('TPU_WORKER_HOSTNAMES')
   monkeypatch.setenv('JAX_COORDINATOR_ADDRESS', 'localhost:1234')
-  assert runtime.multi_host_env()
+  assert process_setup.multi_host_env()
 
 
 def test_workdirs_from_before_the_device_keys_still_resume():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import default, tiny
-from hdsemg_jax import checkpointing, experiment, models, provenance, workdir
+from hdsemg_jax import checkpointing, models, provenance, workdir
+from hdsemg_jax.run import experiment
 from hdsemg_jax import config as config_lib
 from hdsemg_jax.data.trials import DatasetError
 from hdsemg_jax.training import optimizer, state as state_lib

@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from hdsemg_jax import run_lock
+from hdsemg_jax.run import lock as run_lock
 from tests.cli_helpers import ROOT, cli_env, main_command
 
 # Holds the lock on argv[1] until killed; says so on stdout once it does.
 _HOLDER = """
 import sys, time
-from hdsemg_jax import run_lock
+from hdsemg_jax.run import lock as run_lock
 with run_lock.hold(sys.argv[1]):
   print('held', flush=True)
   time.sleep(600)
@@ -68,7 +68,7 @@ def test_a_second_process_is_refused_at_once_then_takes_over_a_killed_holder(
 def test_a_process_is_refused_when_another_one_holds_it(tmp_path):
   # The other way round: this process holds, a second process is refused.
   workdir = str(tmp_path / 'run')
-  probe = ('import sys\nfrom hdsemg_jax import run_lock\ntry:\n'
+  probe = ('import sys\nfrom hdsemg_jax.run import lock as run_lock\ntry:\n'
            '  with run_lock.hold(sys.argv[1]): pass\n'
            'except run_lock.WorkdirLocked as e:\n  print(e); sys.exit(3)\n')
   with run_lock.hold(workdir):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax import run_setup
+from hdsemg_jax.run import setup as run_setup
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.preprocessing import filters
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax import experiment, models
+from hdsemg_jax import models
+from hdsemg_jax.run import experiment
 from hdsemg_jax.training import augment as augment_lib
 from hdsemg_jax.training import optimizer, state as state_lib, steps, trainer
 from tfds_builders import prepare

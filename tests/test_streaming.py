@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from hdsemg_jax import inference, models, streaming
+from hdsemg_jax import models, saved_model, streaming
 from hdsemg_jax.evaluation import voting
 from hdsemg_jax.preprocessing import filters
 from hdsemg_jax.training import state as state_lib
@@ -17,22 +17,22 @@ FS = 1000.0
 SPECS = ('notch:50', 'bandpass:20:380:4', 'demean')
 
 
-def random_model(grid_shape=(16, 8), num_classes=3, seed=0, specs=SPECS) -> inference.Model:
+def random_model(grid_shape=(16, 8), num_classes=3, seed=0, specs=SPECS) -> saved_model.Model:
   """An untrained tiny All-ConvNet: its classes vary from frame to frame, which votes need."""
   config = tiny.get_config()
   module = models.build_from_config(config.model.to_dict(), num_classes, grid_shape, seed=seed)
   graphdef, params, batch_stats = state_lib.split_model(module)
   kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
-  info = inference.ModelInfo(
+  info = saved_model.ModelInfo(
       model=config.model.name, model_kwargs=kwargs, num_classes=num_classes,
       grid_shape=tuple(grid_shape), class_names=tuple(f'g{i}' for i in range(num_classes)),
       dataset='synthetic_hdsemg/tiny', dataset_version='1.0.0', fold='F', seed=seed,
       eval_batch_size=64, sampling_rate_hz=FS, filters=tuple(specs), filter_mode='causal')
-  return inference.Model(info, graphdef, params, batch_stats)
+  return saved_model.Model(info, graphdef, params, batch_stats)
 
 
 @pytest.fixture(scope='module')
-def model() -> inference.Model:
+def model() -> saved_model.Model:
   return random_model()
 
 

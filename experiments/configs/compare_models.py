@@ -6,7 +6,7 @@ r"""The benchmark suite of one dataset: networks, classical baselines and chance
 For the dataset after ':' (default synthetic_hdsemg/small), every model of
 ``models`` runs on every protocol of ``protocols`` it applies to, each in its own
 sub-workdir ``<workdir>/<protocol>/<model>`` through
-`hdsemg_jax.experiment.train_and_evaluate` (so a rerun resumes), with the
+`hdsemg_jax.run.experiment.train_and_evaluate` (so a rerun resumes), with the
 protocol config of `experiments.configs.datasets.protocol_config` plus the
 suite's settings below. Then one report compares them (see
 `experiments.compare_models`).

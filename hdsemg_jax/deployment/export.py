@@ -29,7 +29,7 @@ logits: the largest absolute logit difference must be at most ``atol`` and the
 argmax must agree on every frame. Otherwise `ParityError` is raised and nothing
 is written to the output folder. Files are staged in a hidden sibling folder
 and moved in only after the check, the JSON last: an artifact without its JSON
-is an unfinished export, and `runtime.load_artifact` refuses it.
+is an unfinished export, and `artifacts.load_artifact` refuses it.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from hdsemg_jax import provenance
-from hdsemg_jax.deployment import runtime
+from hdsemg_jax.deployment import artifacts
 from hdsemg_jax.reporting import results
 
-FORMATS = runtime.FORMATS
+FORMATS = artifacts.FORMATS
 ARTIFACT_BASENAME = 'model'
 # float32 logits of the same network through two compilers differ by rounding only:
 # ~1e-6 of their scale (measured: <= 3e-6 on a trained tiny All-ConvNet).
@@ -150,7 +150,7 @@ def onnx_bytes(logits_fn: Callable[[Any], Any], grid_shape: Sequence[int],
   with _quiet(_NOISY_LOGGERS):
     from jax2onnx import to_onnx
     proto = to_onnx(logits_fn, [('N', *grid_shape)], model_name=model_name, opset=ONNX_OPSET,
-                    input_names=[runtime.INPUT_NAME], output_names=[runtime.OUTPUT_NAME])
+                    input_names=[artifacts.INPUT_NAME], output_names=[artifacts.OUTPUT_NAME])
   # jax2onnx annotates intermediate values with NHWC shapes that ONNX Runtime's own
   # inference disagrees with (a warning per tensor at every load); they are optional.
   del proto.graph.value_info[:]
@@ -211,9 +211,9 @@ def describe(model: Any, fmt: str, artifact_name: str, data: bytes, parity: Pari
   return {
       'format': fmt,
       'artifact': artifact_name,
-      'sha256': runtime.sha256(data),
-      'input': {'name': runtime.INPUT_NAME, 'shape': ['N', h, w], 'dtype': 'float32'},
-      'output': {'name': runtime.OUTPUT_NAME, 'shape': ['N', info.num_classes],
+      'sha256': artifacts.sha256(data),
+      'input': {'name': artifacts.INPUT_NAME, 'shape': ['N', h, w], 'dtype': 'float32'},
+      'output': {'name': artifacts.OUTPUT_NAME, 'shape': ['N', info.num_classes],
                  'dtype': 'float32'},
       'how_to_load': load,
       'onnx_opset': ONNX_OPSET if fmt == 'onnx' else None,
@@ -262,7 +262,7 @@ def export_model(model: Any, out_dir: str, fmt: str, parity_frames: np.ndarray, 
                  atol: float = DEFAULT_ATOL, parity_source: str = 'given frames',
                  source: dict[str, Any] | None = None,
                  platforms: Sequence[str] | None = None) -> ExportResult:
-  """Exports ``model`` (an `hdsemg_jax.inference.Model`) into ``out_dir`` as ``fmt``.
+  """Exports ``model`` (an `hdsemg_jax.saved_model.Model`) into ``out_dir`` as ``fmt``.
 
   Args:
     model: the model; its ``logits_fn()`` is what is exported.
@@ -297,8 +297,8 @@ def export_model(model: Any, out_dir: str, fmt: str, parity_frames: np.ndarray, 
       data = stablehlo_bytes(fn, grid_shape, platforms)
   except Exception as e:  # The converters raise many types; all mean the same here.
     raise ExportError(f'converting the model to {fmt} failed: {type(e).__name__}: {e}') from e
-  artifact_name = ARTIFACT_BASENAME + runtime.EXTENSIONS[fmt]
-  json_name = os.path.basename(runtime.metadata_path(artifact_name))
+  artifact_name = ARTIFACT_BASENAME + artifacts.EXTENSIONS[fmt]
+  json_name = os.path.basename(artifacts.metadata_path(artifact_name))
   out_dir = os.path.abspath(out_dir)
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
@@ -309,7 +309,7 @@ def export_model(model: Any, out_dir: str, fmt: str, parity_frames: np.ndarray, 
       f.write(data)
     # What is checked is what a consumer will load: the bytes read back from disk.
     with open(artifact_path, 'rb') as f:
-      logits = runtime.load_bytes(fmt, f.read())(frames)
+      logits = artifacts.load_bytes(fmt, f.read())(frames)
     parity = check_parity(reference_logits(model, frames), logits, atol, parity_source)
     if not parity.ok:
       raise ParityError(
@@ -396,10 +396,10 @@ def export_run(run_dir: str, fold: str, seed: int, fmt: str, out_dir: str, *,
   Parity is checked on the fold's test frames (`fold_test_frames`); see
   `export_model` for the rest and the errors.
   """
-  from hdsemg_jax import inference, workdir
+  from hdsemg_jax import saved_model, workdir
 
   model_dir = workdir.model_dir(run_dir, fold, int(seed))
-  model = inference.load_model_dir(model_dir)
+  model = saved_model.load_model_dir(model_dir)
   frames, description = fold_test_frames(run_dir, fold, int(seed), model,
                                          max_frames=max_parity_frames, data_dir=data_dir,
                                          manual_dir=manual_dir)

@@ -46,7 +46,7 @@ def _classifier(model_or_predict: Any) -> streaming.Classify:
     return streaming.jax_classifier(model_or_predict)
   if callable(model_or_predict):
     return model_or_predict
-  raise TypeError('model_or_predict must be an hdsemg_jax.inference.Model or a function '
+  raise TypeError('model_or_predict must be an hdsemg_jax.saved_model.Model or a function '
                   f'frames (N, H, W) -> classes (N,); got {type(model_or_predict).__name__}.')
 
 
@@ -77,9 +77,9 @@ def online_scores(model_or_predict: Any, raw_trials: Sequence[Trial],
   """Online accuracies of a model on unfiltered test trials (see the module docstring).
 
   Args:
-    model_or_predict: an `hdsemg_jax.inference.Model` (run in JAX) or a function
+    model_or_predict: an `hdsemg_jax.saved_model.Model` (run in JAX) or a function
       frames ``(N, H, W)`` float32 -> classes ``(N,)`` (e.g. an exported model's
-      ``runtime.load_artifact(path).classify``).
+      ``artifacts.load_artifact(path).classify``).
     raw_trials: the test trials as read, before any filtering.
     filters: the ``dataset.filters`` chain the model was trained with; the replay
       runs its causal form.

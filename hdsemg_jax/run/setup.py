@@ -14,7 +14,7 @@ from typing import Sequence
 import ml_collections
 
 from hdsemg_jax import config as config_lib
-from hdsemg_jax import classical, models, protocols, runtime
+from hdsemg_jax import classical, models, process_setup, protocols
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import DatasetSpec, Trial
 from hdsemg_jax.preprocessing import filters
@@ -26,7 +26,7 @@ from hdsemg_jax.training import parallel
 class RunSetup:
   """Everything the run reads from its config, resolved."""
   config: ml_collections.ConfigDict  # Checked; device keys resolved (what config.json holds).
-  devices: runtime.DeviceSettings
+  devices: process_setup.DeviceSettings
   plan: parallel.Plan
   adapt: config_lib.Adaptation
   spec: DatasetSpec
@@ -86,7 +86,7 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
     raise ValueError('eval.online replays the recordings as they arrive, without the '
                      f'transductive alignment of adapt.method={adapt.method!r}; use one or the '
                      'other.')
-  devices = runtime.configure_devices(config.parallel, config.num_cpu_devices)
+  devices = process_setup.configure_devices(config.parallel, config.num_cpu_devices)
   with config.unlocked():  # config.json records what 'auto' resolved to.
     config.parallel = devices.parallel
     config.num_cpu_devices = str(devices.num_cpu_devices)

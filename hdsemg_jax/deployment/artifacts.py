@@ -1,6 +1,6 @@
 """Loading exported models: an ONNX Runtime session or a deserialized StableHLO module.
 
-  artifact = runtime.load_artifact('export/model.onnx')     # or 'export/model.stablehlo'
+  artifact = artifacts.load_artifact('export/model.onnx')     # or 'export/model.stablehlo'
   logits = artifact.logits(frames)                          # (N, H, W) float32 -> (N, G)
   classes = artifact.classify(frames)                       # (N,) int32
   artifact.metadata['class_names']                          # the JSON beside the file

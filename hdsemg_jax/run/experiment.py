@@ -34,16 +34,18 @@ import ml_collections
 from absl import logging
 from flax import nnx
 
-from hdsemg_jax import (checkpointing, classical, inference, protocols, provenance, run_lock,
-                        run_setup)
+from hdsemg_jax import checkpointing, classical, protocols, provenance, saved_model
 from hdsemg_jax import workdir as workdir_lib
 from hdsemg_jax.data import frames as frames_lib
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.evaluation import cost, evaluate, online, robustness
 from hdsemg_jax.protocols import Fold
 from hdsemg_jax.reporting import curves, plots, results, robustness_plot, tables
-from hdsemg_jax.run_setup import RunSetup
-from hdsemg_jax.training import recipe, steps
+from hdsemg_jax.run import lock as run_lock
+from hdsemg_jax.run import recipe
+from hdsemg_jax.run import setup as run_setup
+from hdsemg_jax.run.setup import RunSetup
+from hdsemg_jax.training import steps
 
 TABLE_METRICS = ('frame_accuracy', 'vote_accuracy/150')
 SHIFT_PLOT = 'shift_robustness.png'
@@ -116,9 +118,9 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
   sample = frames_lib.target_frames(test_trials)[:batch_size]
   if workdir is not None and _is_primary():
     model_config = config.model.to_dict()
-    inference.save_model(
+    saved_model.save_model(
         workdir_lib.model_dir(workdir, fold.id, seed), state,
-        inference.ModelInfo(model=model_config.pop('name'), model_kwargs=model_config,
+        saved_model.ModelInfo(model=model_config.pop('name'), model_kwargs=model_config,
                             num_classes=spec.num_classes, grid_shape=spec.grid_shape,
                             class_names=spec.class_names, dataset=spec.name,
                             dataset_version=spec.version, fold=fold.id, seed=seed,

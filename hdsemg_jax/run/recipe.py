@@ -41,7 +41,7 @@ from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import Trial
 from hdsemg_jax.preprocessing import alignment
 from hdsemg_jax.protocols import Fold
-from hdsemg_jax.run_setup import RunSetup
+from hdsemg_jax.run.setup import RunSetup
 from hdsemg_jax.training import adabn as adabn_lib
 from hdsemg_jax.training import optimizer, state as state_lib, steps, trainer
 
