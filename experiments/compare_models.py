@@ -13,8 +13,9 @@ the combined report (`hdsemg_jax.reporting.compare.combine_runs`; rows protocol 
 fold, a column per model, paired Wilcoxon tests of ``reference`` against every
 other model, costs) is printed and written to ``<workdir>/comparison.{md,csv,png}``.
 
-``--dry_run`` prints every run (protocol, model, seeds, sub-workdir, config
-overrides) and runs nothing. ``--keep_going`` runs the others when one fails and
+``--dry_run`` checks every run's config as the run would (a bad value fails here,
+naming the run and the key) and prints every run (protocol, model, seeds,
+sub-workdir, the keys it sets beyond the dataset's protocol config); it runs nothing. ``--keep_going`` runs the others when one fails and
 reports the finished ones; the command then exits non-zero.
 """
 
@@ -22,16 +23,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from typing import Any, Mapping, Sequence
 
 import ml_collections
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/compare_models.py',
                                           'Suite config file (experiments/configs/'
-                                          'compare_models.py:DATASET).')
+                                          'compare_models.py:DATASET).', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Suite folder: one sub-workdir per run, and '
                                'the report.')
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print every run it would make, then exit.')
@@ -39,132 +41,145 @@ _KEEP_GOING = flags.DEFINE_bool('keep_going', False, 'Run the others when a run 
 
 
 @dataclasses.dataclass(frozen=True)
+class SuiteModel:
+  """A model label of the suite: the experiment keys it sets, and where it runs."""
+  overrides: Mapping[str, Any]  # Experiment keys, nested: {'model': {'name': ...}}.
+  # Where set, the only suite protocols it runs on, and the protocol.name of each such run.
+  runs_as: Mapping[str, str] | None = None
+
+
+SUITE_MODELS = {
+    'all_convnet': SuiteModel({'model': {'name': 'all_convnet'}}),
+    'geng_convnet': SuiteModel({'model': {'name': 'geng_convnet'}}),
+    'geng_convnet_pretrain': SuiteModel({'model': {'name': 'geng_convnet'}},
+                                        runs_as={'intra_session': 'intra_session_pretrain'}),
+    'lda': SuiteModel({'model': {'name': 'lda'}}),
+    'logreg': SuiteModel({'model': {'name': 'logreg'}}),
+    'linear_svm': SuiteModel({'model': {'name': 'linear_svm'}}),
+    'chance': SuiteModel({'model': {'name': 'chance'}}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSpec:
   """One run of the suite: a model on a protocol, in its own sub-workdir."""
   protocol: str  # The table's row group (the suite's protocol).
   label: str  # The table's column (the suite's model).
-  run_protocol: str  # protocol.name of the run (e.g. intra_session_pretrain).
-  model: str  # model.name of the run.
-  seeds: tuple[int, ...]
   workdir: str
-  overrides: dict[str, Any]  # Dotted key -> value set on top of the protocol config.
-  config: ml_collections.ConfigDict
+  config: ml_collections.ConfigDict  # An experiment config, checked and locked.
+
+  @property
+  def run_protocol(self) -> str:
+    return self.config.protocol.name
+
+  @property
+  def seeds(self) -> tuple[int, ...]:
+    return tuple(self.config.seeds)
 
 
-def _ints(value: Any, key: str) -> tuple[int, ...] | None:
-  """A tuple of ints from a tuple, an int or a comma list (as the command line gives)."""
-  if value is None:
-    return None
-  if isinstance(value, (str, tuple, list)):
-    value = _names(value)
-  else:
-    value = (value,)
-  try:
-    return tuple(int(v) for v in value)
-  except (TypeError, ValueError):
-    raise ValueError(f'suite {key}={value!r}: expected integers, e.g. 0,1,2.') from None
-
-
-def _names(value: Any) -> tuple[str, ...]:
-  """Names from a tuple or a comma list (the command line may give ``('a,b',)``)."""
-  items = [value] if isinstance(value, str) else list(value)
-  return tuple(n.strip() for item in items for n in str(item).split(',') if n.strip())
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  out: dict[str, Any] = {}
-  for key, value in tree.items():
+def _apply(config: ml_collections.ConfigDict, overrides: Mapping[str, Any], where: str) -> None:
+  """Sets the nested experiment keys of ``overrides``; a key the tree lacks is an error."""
+  from hdsemg_jax.config import ConfigError
+  for key, value in overrides.items():
+    if key not in config:
+      raise ConfigError(f'{where}.{key} is not an experiment config key (keys there: '
+                        f'{", ".join(sorted(config.keys()))}).')
     if isinstance(value, Mapping):
-      out.update(_flatten(value, f'{prefix}{key}.'))
+      _apply(config[key], value, f'{where}.{key}')
     else:
-      out[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
-  return out
+      config[key] = tuple(value) if isinstance(value, list) else value
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
-  *path, leaf = dotted.split('.')
-  node = config
-  for part in path:
-    if part not in node:
-      node[part] = ml_collections.ConfigDict()
-    node = node[part]
-  node[leaf] = value
+def split_suite(config: ml_collections.ConfigDict) -> tuple[ml_collections.ConfigDict,
+                                                            ml_collections.ConfigDict]:
+  """The suite config as (the experiment tree every run starts from, the checked suite group)."""
+  from experiments.configs import compare_models as suite_config
+  from hdsemg_jax import config as config_lib
+  base = ml_collections.ConfigDict(config.to_dict())
+  suite = base.suite
+  with base.unlocked():
+    del base['suite']
+  # The override groups hold experiment keys, checked when `plan` applies them.
+  free = {k: suite[k] for k in ('protocol_overrides', 'model_overrides')}
+  defaults = suite_config.suite_defaults()
+  with suite.unlocked(), defaults.unlocked():
+    for k in free:
+      del suite[k], defaults[k]
+  try:
+    config_lib.check(suite, defaults, 'config.suite')
+  except ValueError as e:
+    raise config_lib.ConfigError(str(e)) from None
+  with suite.unlocked():
+    suite.update(free)
+  return base, suite
 
 
-def plan(suite: ml_collections.ConfigDict, workdir: str) -> list[RunSpec]:
-  """Every run of ``suite``, in the order they run: protocol by protocol, model by model."""
-  from experiments.configs import compare_models as suite_lib, datasets
+def plan(config: ml_collections.ConfigDict, workdir: str) -> list[RunSpec]:
+  """Every run of the suite ``config``, in the order they run: by protocol, then model.
+
+  Each run's config is checked exactly as `experiments.main` checks it (types, then
+  every value a run would refuse), before any run starts.
+  """
   from hdsemg_jax import protocols as protocols_lib
+  from hdsemg_jax.config import ConfigError
+  from hdsemg_jax.run import setup as run_setup
 
-  protocols = _names(suite.protocols)
-  models = _names(suite.models)
-  for p in protocols:
+  base, suite = split_suite(config)
+  for p in suite.protocols:
     if p not in protocols_lib.PROTOCOLS:
-      raise ValueError(f'suite protocols: {p!r} is not a protocol (known: '
-                       f'{", ".join(protocols_lib.PROTOCOLS)}).')
-  for m in models:
-    if m not in suite_lib.RECIPES:
-      raise ValueError(f'suite models: {m!r} is not a model of the suite (known: '
-                       f'{", ".join(suite_lib.RECIPES)}).')
-  seeds = _ints(suite.seeds, 'seeds')
-  if not seeds:
-    raise ValueError('suite seeds: give at least one seed.')
-  overrides_by_model = suite.get('overrides') or {}
-  for m in overrides_by_model:
-    if m not in models:
-      raise ValueError(f'suite overrides.{m}: {m!r} is not among the suite models '
-                       f'({", ".join(models)}).')
-  overrides_by_protocol = suite.get('protocol_overrides') or {}
-  for p in overrides_by_protocol:
-    if p not in protocols:
-      raise ValueError(f'suite protocol_overrides.{p}: {p!r} is not among the suite protocols '
-                       f'({", ".join(protocols)}).')
-
-  common: dict[str, Any] = {}
-  for key, dotted in (('data_dir', 'dataset.data_dir'), ('manual_dir', 'dataset.manual_dir'),
-                      ('epochs', 'train.epochs'), ('frame_stride', 'train.frame_stride'),
-                      ('batch_size', 'train.batch_size')):
-    if suite.get(key) is not None:
-      common[dotted] = suite[key]
-  for key in ('subjects', 'sessions', 'folds'):
-    if suite.get(key) is not None:
-      common[f'protocol.{key}'] = (_ints(suite[key], key) if key != 'folds'
-                                   else tuple(str(f) for f in _names(suite[key])))
-  common['eval.vote_windows'] = _ints(suite.vote_windows, 'vote_windows')
-  common.update(_flatten((suite.get('common') or ml_collections.ConfigDict()).to_dict()))
-  classical = {f'model.{k}': (tuple(v) if isinstance(v, list) else v)
-               for k, v in suite.classical.to_dict().items() if v is not None}
-
+      raise ConfigError(f'config.suite.protocols: {p!r} is not a protocol (known: '
+                        f'{", ".join(protocols_lib.PROTOCOLS)}).')
+  for m in suite.models:
+    if m not in SUITE_MODELS:
+      raise ConfigError(f'config.suite.models: {m!r} is not a model of the suite (known: '
+                        f'{", ".join(SUITE_MODELS)}).')
+  for group, known in (('protocol_overrides', suite.protocols), ('model_overrides',
+                                                                 suite.models)):
+    for name in suite[group]:
+      if name not in known:
+        raise ConfigError(f'config.suite.{group}.{name}: {name!r} is not among the suite\'s '
+                          f'{group.split("_")[0]}s ({", ".join(known)}).')
   specs = []
-  for protocol in protocols:
-    for label in models:
-      recipe = suite_lib.RECIPES[label]
-      restricted = recipe.get('protocols')
-      if restricted is not None and protocol not in restricted:
+  for protocol in suite.protocols:
+    for label in suite.models:
+      model = SUITE_MODELS[label]
+      if model.runs_as is not None and protocol not in model.runs_as:
         continue
-      run_protocol = restricted[protocol] if restricted else protocol
-      config = datasets.protocol_config(run_protocol, str(suite.dataset))
-      overrides = {'model.name': recipe['model'], **common}
-      protocol_overrides = overrides_by_protocol.get(protocol)
-      if protocol_overrides:
-        overrides.update(_flatten(protocol_overrides.to_dict()))
-      if recipe['classical'] and recipe['model'] != 'chance':  # chance computes no features.
-        overrides.update(classical)
-      model_overrides = overrides_by_model.get(label)
-      if model_overrides:
-        overrides.update(_flatten(model_overrides.to_dict()))
-      run_seeds = seeds[:1] if recipe['classical'] else seeds
-      overrides['seeds'] = run_seeds
-      with config.unlocked():
-        for dotted, value in overrides.items():
-          _set(config, dotted, value)
-      specs.append(RunSpec(protocol=protocol, label=label, run_protocol=run_protocol,
-                           model=recipe['model'], seeds=run_seeds,
-                           workdir=os.path.join(workdir, protocol, label),
-                           overrides=overrides, config=config))
+      run = ml_collections.ConfigDict(base.to_dict())
+      run.protocol.name = model.runs_as[protocol] if model.runs_as else protocol
+      for what, overrides in ((f'config.suite.protocol_overrides.{protocol}',
+                               suite.protocol_overrides.get(protocol)),
+                              (f'suite model {label}', model.overrides),
+                              (f'config.suite.model_overrides.{label}',
+                               suite.model_overrides.get(label))):
+        if overrides:
+          _apply(run, overrides.to_dict() if hasattr(overrides, 'to_dict') else overrides, what)
+      run_config, settings = _checked(run_setup.check_config, run, protocol, label)
+      if settings.model.is_classical:  # Seed-free: the first seed's run is the run.
+        run.seeds = tuple(run.seeds)[:1]
+      run.lock()
+      specs.append(RunSpec(protocol=protocol, label=label,
+                           workdir=os.path.join(workdir, protocol, label), config=run))
   if not specs:
-    raise ValueError('the suite has no runs: check its protocols and models.')
+    raise ConfigError('the suite has no runs: check config.suite.protocols and .models.')
   return specs
+
+
+def _checked(fn, config, protocol: str, label: str):
+  from hdsemg_jax.config import ConfigError
+  try:
+    return fn(config)
+  except ConfigError as e:
+    raise ConfigError(f'run {protocol}/{label}: {e}') from None
+
+
+def _differences(spec: RunSpec, dataset: str) -> dict[str, Any]:
+  """The keys of a run's config that differ from the dataset's protocol config."""
+  from experiments.configs import datasets
+  from hdsemg_jax import config as config_lib
+  reference = datasets.protocol_config(spec.run_protocol, dataset).to_dict()
+  return {line.split(':')[0]: line.split(' -> ')[-1] for line in
+          config_lib.differences(reference, spec.config.to_dict())}
 
 
 def describe(specs: Sequence[RunSpec]) -> str:
@@ -172,15 +187,16 @@ def describe(specs: Sequence[RunSpec]) -> str:
   lines = [f'{len(specs)} runs']
   for i, spec in enumerate(specs, 1):
     lines.append(f'[{i}/{len(specs)}] {spec.protocol} / {spec.label}: protocol.name='
-                 f'{spec.run_protocol}, model.name={spec.model}, seeds '
+                 f'{spec.run_protocol}, model.name={spec.config.model.name}, seeds '
                  f'{",".join(map(str, spec.seeds))}')
     lines.append(f'  workdir: {spec.workdir}')
-    shown = {k: v for k, v in spec.overrides.items() if k not in ('model.name', 'seeds')}
-    lines.append('  overrides: ' + (' '.join(f'{k}={v!r}' for k, v in shown.items()) or 'none'))
+    shown = {k: v for k, v in _differences(spec, spec.config.dataset.name).items()
+             if k not in ('model.name', 'seeds', 'protocol.name')}
+    lines.append('  sets: ' + (' '.join(f'{k}={v}' for k, v in shown.items()) or 'nothing'))
   return '\n'.join(lines)
 
 
-def report(suite: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir: str):
+def report(config: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir: str):
   """Combines the finished runs of ``specs``; writes comparison.{md,csv,png} into ``workdir``."""
   from hdsemg_jax.reporting import compare, results
 
@@ -192,27 +208,28 @@ def report(suite: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir: 
     runs.append(dataclasses.replace(run, label=spec.label, protocol=spec.protocol))
   if not runs:
     raise ValueError(f'no finished runs under {workdir} to report.')
-  reference = str(suite.reference) if suite.get('reference') else None
+  suite = split_suite(config)[1]
+  reference = str(suite.reference) if suite.reference else None
   if reference is not None and reference not in {r.label for r in runs}:
     logging.warning('reference model %s has no finished run: no tests.', reference)
     reference = None
   combined = compare.combine_runs(runs, str(suite.metric), reference)
   synthetic = any(row.get('synthetic') for run in runs for row in run.rows)
-  title = f'{suite.dataset}: {suite.metric}' + (' (synthetic data)' if synthetic else '')
+  title = f'{config.dataset.name}: {suite.metric}' + (' (synthetic data)' if synthetic else '')
   paths = compare.write_combined_report(combined, workdir, title)
   return combined, compare.combined_markdown(combined, title), paths
 
 
-def run_suite(suite: ml_collections.ConfigDict, workdir: str, *,
+def run_suite(config: ml_collections.ConfigDict, workdir: str, *,
               keep_going: bool = False) -> tuple[Any, str, dict[str, str], list[str]]:
-  """Runs (or resumes) every run of ``suite``, then the report.
+  """Runs (or resumes) every run of the suite ``config``, then the report.
 
   Returns the `compare.Combined`, its Markdown, the written paths and the
   failed runs (``'<protocol>/<model>: <error>'``; only with ``keep_going``).
   """
   from hdsemg_jax.run import experiment
 
-  specs = plan(suite, workdir)
+  specs = plan(config, workdir)
   failures = []
   for i, spec in enumerate(specs, 1):
     logging.info('[%d/%d] %s / %s -> %s', i, len(specs), spec.protocol, spec.label, spec.workdir)
@@ -223,33 +240,28 @@ def run_suite(suite: ml_collections.ConfigDict, workdir: str, *,
         raise
       failures.append(f'{spec.protocol}/{spec.label}: {type(e).__name__}: {e}')
       logging.error('%s / %s failed: %s', spec.protocol, spec.label, e)
-  combined, markdown, paths = report(suite, specs, workdir)
+  combined, markdown, paths = report(config, specs, workdir)
   return combined, markdown, paths, failures
 
 
-def main(argv) -> None:
+def main(argv: list[str]) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    raise cli.UsageError(f'unexpected arguments: {argv[1:]}')
   from hdsemg_jax import process_setup
   process_setup.enable_compilation_cache()
   process_setup.quiet_library_logs()
-  suite = _CONFIG.value
-  try:
-    if not _WORKDIR.value:
-      raise ValueError('--workdir is required (the suite folder).')
-    if _DRY_RUN.value:
-      print(describe(plan(suite, _WORKDIR.value)))
-      return
-    _, markdown, paths, failures = run_suite(suite, _WORKDIR.value, keep_going=_KEEP_GOING.value)
-  except (ValueError, OSError) as e:
-    sys.stderr.write(f'error: {e}\n')
-    sys.exit(2)
+  if not _WORKDIR.value:
+    raise cli.UsageError('--workdir is required (the suite folder).')
+  if _DRY_RUN.value:
+    print(describe(plan(_CONFIG.value, _WORKDIR.value)))
+    return
+  _, markdown, paths, failures = run_suite(_CONFIG.value, _WORKDIR.value,
+                                           keep_going=_KEEP_GOING.value)
   print(markdown)
   print('wrote ' + ', '.join(paths.values()))
   if failures:
-    sys.stderr.write('failed runs:\n  ' + '\n  '.join(failures) + '\n')
-    sys.exit(1)
+    cli.fail('failed runs:\n  ' + '\n  '.join(failures), cli.FAILED_EXIT)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -9,15 +9,16 @@ provenance, parity). Before anything is written the artifact is run by its own
 runtime on real frames of the fold's test set and compared with the JAX model;
 if the largest logit difference exceeds --atol or any argmax differs, the
 command prints why and exits with status 1, leaving --out untouched. Needs the
-extras of requirements-export.txt (ONNX: jax2onnx, onnx, onnxruntime). See
+extras of requirements-export.txt (ONNX: jax2onnx, onnx, onnxruntime; StableHLO:
+flatbuffers); without them it says so and exits with status 2. See
 `hdsemg_jax.deployment.export` for the library calls.
 """
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from experiments import cli
 
 _FOLD = flags.DEFINE_string('fold', None, 'Fold id, as in results.jsonl (e.g. S01-s1).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the saved model.')
@@ -39,27 +40,27 @@ flags.mark_flags_as_required(['fold', 'out'])
 
 def main(argv: list[str]) -> None:
   if len(argv) != 2:
-    raise app.UsageError('give exactly one run directory (the experiment\'s --workdir).')
+    raise cli.UsageError('give exactly one run directory (the experiment\'s --workdir).')
   run_dir = argv[1]
   from hdsemg_jax.deployment import export  # After flags: JAX is slow to import.
+  from hdsemg_jax.run import export_run
   kwargs = {} if _ATOL.value is None else {'atol': _ATOL.value}
   if _ATOL.value is not None and _ATOL.value < 0:
-    raise app.UsageError(f'--atol must be >= 0; got {_ATOL.value}.')
+    raise cli.UsageError(f'--atol must be >= 0; got {_ATOL.value}.')
   try:
-    result = export.export_run(run_dir, _FOLD.value, _SEED.value, _FORMAT.value, _OUT.value,
-                               max_parity_frames=_MAX_FRAMES.value, data_dir=_DATA_DIR.value,
-                               manual_dir=_MANUAL_DIR.value, platforms=_PLATFORMS.value,
-                               **kwargs)
-  except export.ParityError as e:
-    print(f'export failed: parity check: {e}', file=sys.stderr)
-    sys.exit(1)
-  except (export.ExportError, ValueError, OSError) as e:
-    print(f'export failed: {e}', file=sys.stderr)
-    sys.exit(1)
+    result = export_run.export_run(run_dir, _FOLD.value, _SEED.value, _FORMAT.value, _OUT.value,
+                                   max_parity_frames=_MAX_FRAMES.value, data_dir=_DATA_DIR.value,
+                                   manual_dir=_MANUAL_DIR.value, platforms=_PLATFORMS.value,
+                                   **kwargs)
+  except ImportError as e:  # The export extras are not installed: the message says which.
+    cli.fail(f'export failed: {e}', cli.USAGE_EXIT)
+  except (export.ExportError, ValueError) as e:
+    cli.fail(f'export failed: {"parity check: " if isinstance(e, export.ParityError) else ""}'
+             f'{e}', cli.FAILED_EXIT)
   p = result.parity
   print(f'wrote {result.artifact} and {result.metadata}\nparity on {p.frames} test frames: max '
         f'|logit difference| {p.max_abs_logit_diff:.3g} (allowed {p.atol:g}), argmax equal on all')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

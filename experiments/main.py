@@ -18,69 +18,39 @@ settings are resolved here, before JAX starts, and recorded in config.json:
 
 from __future__ import annotations
 
-import re
-import sys
-
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
+
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where results are written.')
-_DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the folds and their trials, then exit.')
+_DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print what the run would do (model, steps, '
+                             'devices, folds and their trials), then exit.')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     'allow_config_change', False,
     'Continue a workdir whose config.json differs from --config (the differences are logged).')
 flags.mark_flags_as_required(['config'])
 
 
-def _fail(message: str) -> None:
-  sys.stderr.write(f'error: {message}\n')
-  sys.exit(2)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with config errors as one clean line instead of a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(f'{e}\nPass --helpshort or --helpfull to see help on flags.')
-  except (AttributeError, KeyError) as e:
-    # ml_collections raises these for an override of a key the config does not have; the
-    # message is the key and maybe a suggestion, quoted and escaped once or twice over.
-    text = str(e.args[0] if e.args else e)
-    name = (re.findall(r'[A-Za-z_][A-Za-z0-9_]*', text) or ['?'])[0]
-    hint = re.search(r'Did you mean [^\\]*?\?', text)
-    culprits = [a for a in argv[1:] if a.startswith('--config.') and name in a.split('=')[0]]
-    _fail(f'unknown config key {name!r} in {" ".join(culprits) or "the config"}: '
-          + (hint.group(0) if hint else 'check its spelling against the config file.'))
-  except (TypeError, ValueError) as e:
-    # A config file assigning a value of the wrong type to a typed key, for instance.
-    _fail(f'invalid config: {e}')
-  raise AssertionError('unreachable')
-
-
-def main(argv) -> None:
+def main(argv: list[str]) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    raise cli.UsageError(f'unexpected arguments: {argv[1:]}')
   # Imported after the flags: JAX has not started, so the CPU's device split can still be set
-  # (run_setup.resolve does it before any computation).
+  # (run.setup.resolve does it before any computation).
   from hdsemg_jax import process_setup
   from hdsemg_jax.run import experiment, setup as run_setup
   process_setup.enable_compilation_cache()
   process_setup.quiet_library_logs()
-  try:
-    if _DRY_RUN.value:
-      print(run_setup.describe(run_setup.resolve(_CONFIG.value)))
-      return
-    if not _WORKDIR.value:
-      raise ValueError('--workdir is required (where results are written).')
-    experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                                  allow_config_change=_ALLOW_CONFIG_CHANGE.value)
-  except (ValueError, OSError) as e:
-    logging.error('%s', e)
-    raise SystemExit(f'error: {e}') from None
+  if not _DRY_RUN.value and not _WORKDIR.value:
+    raise cli.UsageError('--workdir is required (where results are written).')
+  setup = run_setup.resolve(_CONFIG.value)  # Refuses a bad config before anything is written.
+  if _DRY_RUN.value:
+    print(run_setup.describe(setup, _WORKDIR.value))
+    return
+  experiment.run(setup, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

@@ -17,7 +17,9 @@ comparison.png (accuracy against the frames behind a decision):
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 _METRIC = flags.DEFINE_string('metric', 'vote_accuracy/150',
                               'frame_accuracy, balanced_accuracy, vote_accuracy/W or '
@@ -37,14 +39,11 @@ _REFERENCE = flags.DEFINE_string('reference', 'all_convnet',
 
 def combine(run_dirs) -> None:
   from hdsemg_jax.reporting import compare  # After flags: scipy is slow.
-  try:
-    runs = [compare.load_run(d, _LABEL_KEY.value) for d in run_dirs]
-    combined = compare.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)
-    title = f'{", ".join(combined.models)}: {_METRIC.value}'
-    paths = compare.write_combined_report(combined, _OUT.value or run_dirs[0], title,
-                                          figure=_PLOTS.value)
-  except (ValueError, OSError) as e:
-    raise SystemExit(f'error: {e}') from None
+  runs = [compare.load_run(d, _LABEL_KEY.value) for d in run_dirs]
+  combined = compare.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)
+  title = f'{", ".join(combined.models)}: {_METRIC.value}'
+  paths = compare.write_combined_report(combined, _OUT.value or run_dirs[0], title,
+                                        figure=_PLOTS.value)
   print(compare.combined_markdown(combined, title))
   print('wrote ' + ', '.join(paths.values()))
 
@@ -52,32 +51,29 @@ def combine(run_dirs) -> None:
 def main(argv) -> None:
   run_dirs = argv[1:]
   if not run_dirs:
-    raise app.UsageError('give at least one run directory.')
+    raise cli.UsageError('give at least one run directory.')
   if _COMBINE.value:
     combine(run_dirs)
     return
   from hdsemg_jax.reporting import compare, plots  # After flags: matplotlib and scipy are slow.
-  try:
-    pair = None
-    if _COMPARE.value:
-      pair = tuple(s.strip() for s in _COMPARE.value.split(','))
-      if len(pair) != 2 or not all(pair):
-        raise ValueError(f'--compare takes two run labels A,B; got {_COMPARE.value!r}.')
-    runs = compare.unique_labels([compare.load_run(d, _LABEL_KEY.value) for d in run_dirs])
-    comparison = compare.compare_runs(runs, _METRIC.value, pair)
-    out_dir = _OUT.value or run_dirs[0]
-    title = ' vs '.join(comparison.labels) + f': {_METRIC.value}'
-    paths = compare.write_report(comparison, out_dir, title)
-    if _PLOTS.value:
-      # Each row labelled by its run, so runs of one model (e.g. two learning rates) stay apart.
-      rows = [{**row, '_run': run.label} for run in runs for row in run.rows]
-      paths.update({p: p for p in plots.write_plots(rows, out_dir, ' vs '.join(comparison.labels),
-                                                    series_key=lambda r: r['_run'])})
-  except (ValueError, OSError) as e:
-    raise SystemExit(f'error: {e}') from None
+  pair = None
+  if _COMPARE.value:
+    pair = tuple(s.strip() for s in _COMPARE.value.split(','))
+    if len(pair) != 2 or not all(pair):
+      raise cli.UsageError(f'--compare takes two run labels A,B; got {_COMPARE.value!r}.')
+  runs = compare.unique_labels([compare.load_run(d, _LABEL_KEY.value) for d in run_dirs])
+  comparison = compare.compare_runs(runs, _METRIC.value, pair)
+  out_dir = _OUT.value or run_dirs[0]
+  title = ' vs '.join(comparison.labels) + f': {_METRIC.value}'
+  paths = compare.write_report(comparison, out_dir, title)
+  if _PLOTS.value:
+    # Each row labelled by its run, so runs of one model (e.g. two learning rates) stay apart.
+    rows = [{**row, '_run': run.label} for run in runs for row in run.rows]
+    paths.update({p: p for p in plots.write_plots(rows, out_dir, ' vs '.join(comparison.labels),
+                                                  series_key=lambda r: r['_run'])})
   print(compare.to_markdown(comparison, title))
   print('wrote ' + ', '.join(paths.values()))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,4 +1,4 @@
-"""The config tree: its keys and defaults, checks, and the resolved adaptation settings.
+"""The config tree: its keys and defaults, and the checks of its keys and types.
 
 `default_config()` holds every key with its default (the embedded default
 experiment); experiment configs override it (`experiments/configs/`). `check`
@@ -6,23 +6,22 @@ rejects a key the tree does not have and a value of the wrong type, and turns
 comma lists given for tuple keys into tuples, so the command line, the notebook
 and code building configs by hand get the same checks. `upgrade_stored` reads
 an older run's ``config.json`` with the keys added since at the values that run
-had in effect, so that resuming compares like with like.
+had in effect, so that resuming compares like with like. What the values mean,
+and whether they are allowed, is `hdsemg_jax.run.settings`'.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 import ml_collections
 from ml_collections import config_dict
 
-# Adaptation to the target of a fold (config.adapt.method).
-ADAPT_METHODS = ('none', 'adabn', 'finetune', 'align', 'align+adabn')
-# Protocols whose test data is another session or subject: those that adaptation is for.
-ADAPT_PROTOCOLS = ('inter_session', 'leave_one_subject_out')
-# Pre-trains on every fold's training trials, then fine-tunes on the target's own.
-PRETRAIN_PROTOCOL = 'intra_session_pretrain'
+class ConfigError(ValueError):
+  """A config or command-line value a run cannot use, refused before anything is written.
+
+  The message starts with the key (or the file or flag) and says what is expected.
+  """
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -180,7 +179,7 @@ def _jsonable(value: Any) -> Any:
 def differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
   """``'key: stored -> new'`` for every key whose value differs, after `upgrade_stored`."""
   import json  # Only for printing values.
-  a, b = _flatten(upgrade_stored(stored)), _flatten(_jsonable(new))
+  a, b = _flatten(upgrade_stored(_jsonable(stored))), _flatten(_jsonable(new))
   missing = object()
   lines = []
   for key in sorted(set(a) | set(b)):
@@ -273,66 +272,3 @@ def check(config: ml_collections.ConfigDict,
       want = _type_name(ref) + (f' of {_type_name(ref[0])}' if isinstance(ref, tuple) and ref
                                 else '')
       raise ValueError(f'{prefix}.{key}={value!r} has the wrong type: expected {want}.')
-
-
-# ---------------------------------------------------------------------------------------------
-# Adaptation.
-
-
-@dataclasses.dataclass(frozen=True)
-class Adaptation:
-  """``config.adapt``, checked against the protocol."""
-  method: str
-  finetune_trials: int
-  finetune_layers: tuple[str, ...]
-  finetune_epochs: int
-  finetune_learning_rate: float
-  score_on_finetune_split: bool
-  protocol: str
-  align_max_shift: tuple[int, int] = (2, 2)
-  align_window: int = 25
-
-  @property
-  def aligns(self) -> bool:
-    return self.method in ('align', 'align+adabn')
-
-  @property
-  def adabn(self) -> bool:
-    return self.method in ('adabn', 'align+adabn')
-
-  @property
-  def splits_folds(self) -> bool:
-    """Whether the fold's first target trials move from test to fine-tune."""
-    return self.protocol in ADAPT_PROTOCOLS and (
-        self.method == 'finetune' or self.score_on_finetune_split)
-
-  @property
-  def finetunes(self) -> bool:
-    """Whether a fine-tune phase follows training (where the fold has fine-tune trials)."""
-    return self.method == 'finetune' or self.protocol == PRETRAIN_PROTOCOL
-
-
-def adaptation(config: ml_collections.ConfigDict) -> Adaptation:
-  """``config.adapt`` resolved; an unknown method or one the protocol does not take fails."""
-  adapt = config.adapt
-  if adapt.method not in ADAPT_METHODS:
-    raise ValueError(f'adapt.method={adapt.method!r} is not known (known: '
-                     f'{", ".join(ADAPT_METHODS)}).')
-  protocol = config.protocol.name
-  if adapt.method != 'none' and protocol not in ADAPT_PROTOCOLS:
-    hint = (' (the target subject is fine-tuned on by the protocol itself)'
-            if protocol == PRETRAIN_PROTOCOL else
-            f'; for pre-training plus fine-tuning within a session use protocol.name='
-            f'{PRETRAIN_PROTOCOL!r}')
-    raise ValueError(f'adapt.method={adapt.method!r} applies to the protocols '
-                     f'{", ".join(ADAPT_PROTOCOLS)}, not {protocol!r}; set adapt.method=none'
-                     + hint + '.')
-  layers = adapt.finetune_layers
-  return Adaptation(method=adapt.method, finetune_trials=int(adapt.finetune_trials),
-                    finetune_layers=(layers,) if isinstance(layers, str) else tuple(layers),
-                    finetune_epochs=int(adapt.finetune_epochs),
-                    finetune_learning_rate=float(adapt.finetune_learning_rate),
-                    score_on_finetune_split=bool(adapt.score_on_finetune_split),
-                    protocol=protocol,
-                    align_max_shift=tuple(int(m) for m in adapt.align_max_shift),
-                    align_window=int(adapt.align_window))

@@ -34,8 +34,23 @@ import hashlib
 import json
 from typing import Any, Callable, Sequence
 
-from hdsemg_jax.config import Adaptation
 from hdsemg_jax.data.trials import DatasetSpec, Trial
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolSettings:
+  """Which folds to make (the config's ``protocol.*``).
+
+  Attributes:
+    name: a protocol of `PROTOCOLS`.
+    subjects: the data pool's subjects (None: all).
+    sessions: the data pool's sessions (None: all).
+    folds: which folds run, by id (None: all).
+  """
+  name: str
+  subjects: tuple[int, ...] | None = None
+  sessions: tuple[int, ...] | None = None
+  folds: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +203,7 @@ def _as_ints(values, key: str) -> set[int] | None:
     raise ValueError(f'{key} must be a tuple of integers; got {values!r}.') from None
 
 
-def make_folds(trials: Sequence[Trial], protocol_config: Any) -> list[Fold]:
+def make_folds(trials: Sequence[Trial], protocol_config: ProtocolSettings | Any) -> list[Fold]:
   """The folds to run for ``protocol_config`` (``name``, ``subjects``, ``sessions``, ``folds``)."""
   name = protocol_config.name
   if name not in PROTOCOLS:
@@ -215,15 +230,6 @@ def make_folds(trials: Sequence[Trial], protocol_config: Any) -> list[Fold]:
   if not folds:
     raise ValueError(f'protocol {name!r} has no folds for this data pool '
                      f'(subjects={protocol_config.subjects}, sessions={protocol_config.sessions}).')
-  return folds
-
-
-def folds_for_run(trials: Sequence[Trial], protocol_config: Any,
-                  adapt: Adaptation) -> list[Fold]:
-  """The folds a run uses: `make_folds`, split for fine-tuning where ``adapt`` asks for it."""
-  folds = make_folds(trials, protocol_config)
-  if adapt.splits_folds:
-    folds = [split_for_finetune(f, trials, adapt.finetune_trials) for f in folds]
   return folds
 
 

@@ -56,10 +56,16 @@ def git_state() -> dict[str, Any]:
   return {'git_commit': commit.strip(), 'git_dirty': dirty}
 
 
-@functools.lru_cache(maxsize=1)
-def versions() -> dict[str, str | None]:
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
+  """Installed versions of the core libraries (under the keys rows use) and of ``extra``
+  distributions (under their own names); None for one not installed."""
+  return {**_versions(tuple(_PACKAGES.items())), **_versions(tuple((d, d) for d in extra))}
+
+
+@functools.lru_cache(maxsize=4)
+def _versions(packages: tuple[tuple[str, str], ...]) -> dict[str, str | None]:
   out = {}
-  for key, dist in _PACKAGES.items():
+  for key, dist in packages:
     try:
       out[key] = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:

@@ -13,7 +13,6 @@ folder without it is an unfinished write.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Callable
 
@@ -22,8 +21,8 @@ import numpy as np
 from flax import nnx
 
 from hdsemg_jax import checkpointing, models, workdir
-from hdsemg_jax import config as config_lib
 from hdsemg_jax.evaluation import evaluate, voting
+from hdsemg_jax.preprocessing.filters import Conditioning
 from hdsemg_jax.reporting import results
 from hdsemg_jax.training import state as state_lib, steps
 
@@ -45,10 +44,12 @@ class ModelInfo:
   seed: int
   # Evaluation predicts in batches of this size; predicting alike reproduces its classes exactly.
   eval_batch_size: int
-  # How the frames it was trained on were conditioned (models saved before these keys: unknown).
-  sampling_rate_hz: float | None = None
-  filters: tuple[str, ...] = ()
-  filter_mode: str = 'zero_phase'
+  # How the frames it was trained on were conditioned: what export and streaming apply.
+  conditioning: Conditioning
+
+  def as_dict(self) -> dict[str, Any]:
+    return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            'conditioning': self.conditioning.as_dict()}
 
 
 def save_model(directory: str, state: state_lib.TrainState, info: ModelInfo) -> None:
@@ -60,7 +61,7 @@ def save_model(directory: str, state: state_lib.TrainState, info: ModelInfo) -> 
   tree = {'params': checkpointing.to_tree(state.params),
           'batch_stats': checkpointing.to_tree(state.batch_stats)}
   checkpointing.save_tree(os.path.join(directory, WEIGHTS_DIR), tree)
-  results.write_json(info_path, dataclasses.asdict(info))
+  results.write_json(info_path, info.as_dict())
 
 
 class Model:
@@ -109,23 +110,24 @@ def read_info(directory: str) -> ModelInfo:
   if not os.path.exists(path):
     raise FileNotFoundError(f'no saved model at {directory} (missing {INFO_FILE}); has this '
                             'fold and seed finished?')
+  raw = results.read_json(path, 'a saved model description')
   try:
-    with open(path) as f:
-      raw = json.load(f)
     raw['grid_shape'] = tuple(raw['grid_shape'])
     raw['class_names'] = tuple(raw['class_names'])
-    raw['filters'] = tuple(raw.get('filters', ()))
+    if 'conditioning' not in raw:  # Saved before the conditioning was one object.
+      raw['conditioning'] = {'filters': raw.pop('filters', ()),
+                             'mode': raw.pop('filter_mode', 'zero_phase'),
+                             'sampling_rate_hz': raw.pop('sampling_rate_hz', None)}
+    raw['conditioning'] = Conditioning.from_dict(raw['conditioning'])
     return ModelInfo(**raw)
-  except (json.JSONDecodeError, TypeError, KeyError) as e:
+  except (TypeError, KeyError, ValueError) as e:
     raise checkpointing.CheckpointError(f'{path}: not a model description ({e}).') from None
 
 
 def load_model_dir(directory: str) -> Model:
   """The model saved in ``directory`` by `save_model`."""
   info = read_info(directory)
-  # Models saved before a model's keys were in the config had their defaults.
-  model_config = {**config_lib.default_config().model.to_dict(), **info.model_kwargs,
-                  'name': info.model}
+  model_config = {**info.model_kwargs, 'name': info.model}
   skeleton = models.build_from_config(model_config, info.num_classes, info.grid_shape, seed=0)
   graphdef, params, batch_stats = state_lib.split_model(skeleton)
   like = {'params': checkpointing.to_tree(params),

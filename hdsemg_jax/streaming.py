@@ -159,7 +159,8 @@ class Decoder:
   """Causal filtering, per-frame classification and a trailing vote over a sample stream."""
 
   def __init__(self, classify: Classify, *, grid_shape: Sequence[int], num_classes: int,
-               sampling_rate_hz: float | None, filters: Iterable[str] | str | None = (),
+               sampling_rate_hz: float | None,
+               filters: filters_lib.Conditioning | Iterable[str] | str | None = (),
                window: int = 1, channel_map: Sequence[Sequence[int]] | np.ndarray | None = None,
                class_names: Sequence[str] | None = None):
     """Builds a decoder around ``classify``.
@@ -169,7 +170,8 @@ class Decoder:
       grid_shape: ``(H, W)``; a chunk has ``H * W`` channels.
       num_classes: classes the model tells apart (for the vote).
       sampling_rate_hz: the stream's sampling rate (needed when ``filters`` is not empty).
-      filters: the ``dataset.filters`` chain the model was trained with; run causally.
+      filters: the conditioning the model was trained with (a `Conditioning`, whose
+        rate is used where ``sampling_rate_hz`` is None, or its spec strings); run causally.
       window: frames per vote (1: each frame's own class).
       channel_map: each channel's ``(row, column)`` on the grid; default row-major.
       class_names: for `class_name`.
@@ -182,7 +184,12 @@ class Decoder:
     self.num_classes = int(num_classes)
     self.class_names = tuple(class_names) if class_names is not None else None
     self._classify = classify
-    specs = filters_lib.parse_filter_chain(filters)
+    if isinstance(filters, filters_lib.Conditioning):
+      specs = list(filters.chain)  # Parsed once, by whoever made the conditioning.
+      if sampling_rate_hz is None:
+        sampling_rate_hz = filters.sampling_rate_hz
+    else:
+      specs = filters_lib.parse_filter_chain(filters)
     if specs and sampling_rate_hz is None:
       raise ValueError(f'filters {[f.spec for f in specs]} need the sampling rate; pass '
                        'sampling_rate_hz.')
@@ -214,10 +221,8 @@ class Decoder:
     """
     info = model.info
     return cls(jax_classifier(model, max_batch), grid_shape=info.grid_shape,
-               num_classes=info.num_classes,
-               sampling_rate_hz=(sampling_rate_hz if sampling_rate_hz is not None
-                                 else info.sampling_rate_hz),
-               filters=info.filters if filters is None else filters, window=window,
+               num_classes=info.num_classes, sampling_rate_hz=sampling_rate_hz,
+               filters=info.conditioning if filters is None else filters, window=window,
                channel_map=channel_map, class_names=info.class_names)
 
   @classmethod
@@ -233,8 +238,8 @@ class Decoder:
     artifact = artifacts.load_artifact(path, threads=threads)
     meta = artifact.metadata
     return cls(artifact.classify, grid_shape=meta['grid_shape'],
-               num_classes=meta['num_classes'], sampling_rate_hz=meta['sampling_rate_hz'],
-               filters=meta['filters'], window=window, channel_map=channel_map,
+               num_classes=meta['num_classes'], sampling_rate_hz=None,
+               filters=artifacts.conditioning(meta), window=window, channel_map=channel_map,
                class_names=meta['class_names'])
 
   def check(self, chunk: Any) -> None:

@@ -19,13 +19,13 @@ a torn last line; it is dropped here (its pair simply runs again).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Mapping, Sequence
 
 from absl import logging
 
 from hdsemg_jax import config as config_lib
+from hdsemg_jax.config import ConfigError
 from hdsemg_jax.reporting import results
 
 CONFIG_FILE = results.CONFIG_FILE
@@ -65,7 +65,7 @@ def check_writable(workdir: str) -> None:
     path = os.path.dirname(path)
   if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
     what = 'is not a folder' if not os.path.isdir(path) else 'is not writable'
-    raise ValueError(f'workdir {workdir} cannot be written: {path} {what}.')
+    raise ConfigError(f'workdir {workdir} cannot be written: {path} {what}.')
 
 
 def make(workdir: str) -> None:
@@ -80,21 +80,17 @@ def check_config(workdir: str, config_dict: Mapping[str, Any], allow_config_chan
   path = os.path.join(workdir, CONFIG_FILE)
   has_rows = os.path.exists(os.path.join(workdir, RESULTS_FILE))
   if os.path.exists(path):
-    try:
-      with open(path) as f:
-        stored = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-      raise ValueError(f'{path}: cannot read the stored config ({e}).') from None
+    stored = results.read_json(path, 'the stored config')
     diffs = config_lib.differences(stored, config_dict)
     if diffs:
       message = (f'{workdir} holds a run of another config ({path}); differing keys:\n  '
                  + '\n  '.join(diffs))
       if not allow_config_change:
-        raise ValueError(message + '\nUse a new workdir, or pass --allow_config_change to '
+        raise ConfigError(message + '\nUse a new workdir, or pass --allow_config_change to '
                          'continue this one with the new config.')
       logging.warning('%s\ncontinuing with the new config (--allow_config_change).', message)
   elif has_rows and not allow_config_change:
-    raise ValueError(f'{workdir} holds {RESULTS_FILE} but no {CONFIG_FILE}, so its config is '
+    raise ConfigError(f'{workdir} holds {RESULTS_FILE} but no {CONFIG_FILE}, so its config is '
                      'unknown; pass --allow_config_change to continue it anyway.')
   results.write_json(path, dict(config_dict))
 

@@ -37,6 +37,13 @@ def _trials(seed: int, counts=(1, 1, 1)) -> list[Trial]:
   return out
 
 
+def _settings(name, stride=1, **kw):
+  """The settings a run resolves from the config's defaults, with ``kw`` changed."""
+  values = dict(td_features=('mav', 'wl', 'zc', 'ssc', 'log_rms'), zc_threshold=0.02,
+                ssc_threshold=0.02, C=1.0, train_window_stride=stride)
+  return classical.ClassicalSettings(name=name, **{**values, **kw})
+
+
 def _without_timing(result):
   return {k: v for k, v in result.items() if k not in TIMING_KEYS}
 
@@ -44,8 +51,8 @@ def _without_timing(result):
 @pytest.mark.parametrize('name', ['lda', 'logreg', 'linear_svm'])
 def test_linear_models_learn_and_are_deterministic(name):
   train, test = _trials(0, (4, 4, 4)), _trials(1, (2, 2, 2))
-  config = {'name': name, 'C': 1.0}
-  result = classical.fit_and_score(train, test, NUM_CLASSES, config, WINDOWS, train_stride=2)
+  config = _settings(name, 2)
+  result = classical.fit_and_score(train, test, NUM_CLASSES, config, WINDOWS)
   assert set(result) == SCORE_KEYS | {
       'decision_accuracy', 'decision_rule', 'num_params', 'flops_per_decision', 'train_seconds',
       'inference_seconds_per_frame', 'inference_seconds_per_decision', 'num_train_windows'}
@@ -67,13 +74,13 @@ def test_linear_models_learn_and_are_deterministic(name):
   assert result['num_train_windows'] == {'1': 12 * 28, '5': 12 * 26, '20': 12 * 18}
   for key in ('train_seconds', 'inference_seconds_per_frame'):
     assert result[key] >= 0
-  again = classical.fit_and_score(train, test, NUM_CLASSES, config, WINDOWS, train_stride=2)
+  again = classical.fit_and_score(train, test, NUM_CLASSES, config, WINDOWS)
   assert _without_timing(again) == _without_timing(result)
 
 
 def test_chance_predicts_the_majority_of_the_training_frames():
   train, test = _trials(0, (1, 3, 2)), _trials(1, (1, 1, 2))
-  result = classical.fit_and_score(train, test, NUM_CLASSES, {'name': 'chance'}, WINDOWS, 4)
+  result = classical.fit_and_score(train, test, NUM_CLASSES, _settings('chance', 4), WINDOWS)
   assert result['frame_accuracy'] == pytest.approx(1 / 4)  # Class 1: one test trial of four.
   assert result['balanced_accuracy'] == pytest.approx(1 / 3)
   assert all(v == pytest.approx(1 / 4) for v in result['decision_accuracy'].values())
@@ -81,30 +88,30 @@ def test_chance_predicts_the_majority_of_the_training_frames():
   assert np.asarray(result['confusion_matrix'])[:, 1].sum() == 4 * 55
   assert result['num_params'] == 0 and set(result['flops_per_decision'].values()) == {0}
   # Ties go to the smallest class.
-  tie = classical.fit_and_score(_trials(0, (0, 2, 2)), test, NUM_CLASSES, {'name': 'chance'},
-                                (1,), 1)
+  tie = classical.fit_and_score(_trials(0, (0, 2, 2)), test, NUM_CLASSES, _settings('chance'),
+                                (1,))
   assert tie['frame_accuracy'] == pytest.approx(1 / 4)
   assert np.asarray(tie['confusion_matrix'])[:, 1].sum() == 4 * 55
 
 
 def test_windows_without_one_still_score_frames_with_the_one_frame_model():
   train, test = _trials(0, (2, 2, 2)), _trials(1, (1, 1, 1))
-  result = classical.fit_and_score(train, test, NUM_CLASSES, {'name': 'logreg'}, (10,), 3)
+  result = classical.fit_and_score(train, test, NUM_CLASSES, _settings('logreg', 3), (10,))
   assert set(result['decision_accuracy']) == set(result['vote_accuracy']) == {'10'}
   assert 0 < result['frame_accuracy'] <= 1
 
 
 def test_settings_are_checked_and_named():
-  train, test = _trials(0), _trials(1)
   with pytest.raises(ValueError, match="model.name='resnet' is not a classical model"):
-    classical.fit_and_score(train, test, NUM_CLASSES, {'name': 'resnet'}, (1,), 1)
+    _settings('resnet')
   with pytest.raises(ValueError, match='model.C must be positive'):
-    classical.fit_and_score(train, test, NUM_CLASSES, {'name': 'logreg', 'C': 0.0}, (1,), 1)
+    _settings('logreg', C=0.0)
   with pytest.raises(ValueError, match='model.zc_threshold'):
-    classical.fit_and_score(train, test, NUM_CLASSES, {'name': 'lda', 'zc_threshold': -1}, (1,), 1)
+    _settings('lda', zc_threshold=-1)
   with pytest.raises(ValueError, match='model.td_features'):
-    classical.fit_and_score(train, test, NUM_CLASSES, {'name': 'lda', 'td_features': ('x',)},
-                            (1,), 1)
+    _settings('lda', td_features=('x',))
+  with pytest.raises(ValueError, match='model.train_window_stride'):
+    _settings('lda', 0)
   assert models.is_classical('lda') and not models.is_classical('all_convnet')
 
 
@@ -115,7 +122,7 @@ def test_on_the_tiny_synthetic_dataset(tiny_trials):
   fold = protocols.make_folds(trials, config)[0]
   train, test = trials_lib.select(trials, fold.train), trials_lib.select(trials, fold.test)
   for name in ('lda', 'logreg'):
-    result = classical.fit_and_score(train, test, spec.num_classes, {'name': name}, (1, 5), 1)
+    result = classical.fit_and_score(train, test, spec.num_classes, _settings(name), (1, 5))
     assert result['frame_accuracy'] > 2 / spec.num_classes, name
     # Same frames, same vote as a network's predictions would get.
     assert set(result) >= set(evaluate.score([t.label for t in test], test, spec.num_classes,

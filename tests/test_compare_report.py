@@ -4,6 +4,7 @@ import csv
 import io
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 from scipy import stats
@@ -215,29 +216,31 @@ def test_report_cli_combines_protocols_and_models(tmp_path):
 def _tiny_suite(data_dir):
   import ml_collections
   from experiments.configs import compare_models as suite_config
-  suite = suite_config.get_config('synthetic_hdsemg/tiny')
-  suite.data_dir = data_dir
+  config = suite_config.get_config('synthetic_hdsemg/tiny')
+  config.dataset.data_dir = data_dir
+  config.protocol.subjects, config.protocol.sessions = (1, 2), (1,)
+  config.seeds = (0, 1)
+  config.train.epochs, config.train.frame_stride, config.train.batch_size = 1, 2, 32
+  config.eval.vote_windows = (1, 5, 150)
+  suite = config.suite
   suite.protocols = ('intra_session', 'leave_one_subject_out')
   suite.models = ('all_convnet', 'geng_convnet_pretrain', 'lda', 'chance')
-  suite.subjects, suite.sessions = (1, 2), (1,)
-  suite.seeds, suite.epochs, suite.frame_stride, suite.batch_size = (0, 1), 1, 2, 32
-  suite.vote_windows = (1, 5, 150)
   suite.metric = 'decision_accuracy/5'
-  suite.overrides = ml_collections.ConfigDict({
+  suite.model_overrides = ml_collections.ConfigDict({
       'all_convnet': {'model': dict(features=(8, 8, 16, 16), kernel_sizes=(3, 3, 3, 1),
                                     strides=(1, 2, 1, 1))},
       'geng_convnet_pretrain': {'model': dict(conv_features=(8, 8), local_features=(8, 8),
                                               dense_features=(16, 16, 8)),
                                 'adapt': {'finetune_epochs': 1}}})
-  return suite
+  return config
 
 
 def test_suite_plan_lists_every_run():
   from experiments import compare_models
   from experiments.configs import compare_models as suite_config
-  suite = suite_config.get_config('flexemg')
-  suite.epochs = 2
-  specs = compare_models.plan(suite, '/suite')
+  config = suite_config.get_config('flexemg')
+  config.train.epochs = 2
+  specs = compare_models.plan(config, '/suite')
   # 3 protocols x 6 models, plus Geng's pre-training recipe on intra-session only.
   assert len(specs) == 19
   pretrain = [s for s in specs if s.label == 'geng_convnet_pretrain']
@@ -250,15 +253,26 @@ def test_suite_plan_lists_every_run():
   assert lda.config.model.zc_threshold == 0.02 and lda.config.train.epochs == 2
   network = next(s for s in specs if s.label == 'all_convnet' and s.protocol == 'inter_session')
   assert network.seeds == (0, 1, 2)
-  assert not any(k.startswith('model.td_') for k in network.overrides)  # Classical keys only.
   assert network.config.dataset.filters == ('notch:60:50', 'bandpass:20:450')  # The preset.
-  chance = next(s for s in specs if s.label == 'chance')
-  assert not any(k.startswith('model.td_') for k in chance.overrides)  # Chance has none.
+  # Each run's config is an ordinary experiment config, locked like experiments.main's.
+  assert network.config.is_locked and network.config.model.name == 'all_convnet'
+  loso = next(s for s in specs if s.protocol == 'leave_one_subject_out')
+  assert loso.config.protocol.sessions == (1,)  # The flexemg budget's protocol override.
   text = compare_models.describe(specs)
   assert text.startswith('19 runs') and '/suite/leave_one_subject_out/chance' in text
-  suite.models = ('all_convnet', 'resnet')
-  with pytest.raises(ValueError, match="suite models: 'resnet' is not a model of the suite"):
-    compare_models.plan(suite, '/suite')
+  config.suite.models = ('all_convnet', 'resnet')
+  with pytest.raises(ValueError, match="config.suite.models: 'resnet' is not a model of the "
+                                       'suite'):
+    compare_models.plan(config, '/suite')
+  # A run's bad value fails at plan time, naming the run and the key, as main's would.
+  config.suite.models = ('all_convnet', 'lda')
+  config.train.epochs = 0
+  with pytest.raises(ValueError, match=r'run intra_session/all_convnet: train.epochs=0'):
+    compare_models.plan(config, '/suite')
+  config.train.epochs = 2
+  config.suite.model_overrides = ml_collections.ConfigDict({'lda': {'model': {'Cee': 1.0}}})
+  with pytest.raises(ValueError, match=r'model_overrides.lda.model.Cee is not an experiment'):
+    compare_models.plan(config, '/suite')
 
 
 @pytest.mark.slow
@@ -269,13 +283,15 @@ def test_suite_dry_run_command(tmp_path):
   proc = subprocess.run(
       [sys.executable, '-m', 'experiments.compare_models',
        '--config=experiments/configs/compare_models.py:capgmyo/dba', f'--workdir={tmp_path}',
-       '--config.seeds=0,1,2,3', '--config.epochs=3', '--config.models=all_convnet,lda',
+       '--config.seeds=0,1,2,3', '--config.train.epochs=3',
+       '--config.suite.models=all_convnet,lda',
        '--dry_run'], cwd=repo, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.startswith('6 runs')
   assert 'intra_session / all_convnet: protocol.name=intra_session, model.name=all_convnet, ' \
          'seeds 0,1,2,3' in proc.stdout
   assert 'leave_one_subject_out / lda' in proc.stdout and 'train.epochs=3' in proc.stdout
+  assert 'seeds 0\n' in proc.stdout  # Classical models: the first seed only.
   assert not os.listdir(tmp_path)  # Nothing ran.
 
 

@@ -95,7 +95,7 @@ def test_documented_command_runs_with_dry_run(where, command, tmp_path, tmp_path
   args = [t for t in tokens[3:] if not t.startswith('--workdir') and t != '--dry_run']
   if suite:
     args.append(f'--workdir={tmp_path / "suite"}')
-  manual_key = '--config.manual_dir=' if suite else '--config.dataset.manual_dir='
+  manual_key = '--config.dataset.manual_dir='
   capgmyo = False
   for i, token in enumerate(args):
     if token.startswith(manual_key):
@@ -107,7 +107,7 @@ def test_documented_command_runs_with_dry_run(where, command, tmp_path, tmp_path
       elif value == FLEXEMG_PATH:
         args[i] = manual_key + request.getfixturevalue('flexemg_manual_dir')
   data_dir = tmp_path_factory.getbasetemp() / 'documented_tfds'
-  data_key = '--config.data_dir=' if suite else '--config.dataset.data_dir='
+  data_key = '--config.dataset.data_dir='
   proc = subprocess.run([sys.executable, '-m', module, *args, f'{data_key}{data_dir}',
                          '--dry_run'], cwd=ROOT, capture_output=True, text=True, timeout=900,
                         env=cli_env())

@@ -12,6 +12,7 @@ import pytest
 
 from experiments.configs import tiny
 from hdsemg_jax.deployment import artifacts, export
+from hdsemg_jax.run import export_run
 
 FOLD, SEED = 'S01-s1', 0
 SPECS = ('notch:50', 'bandpass:20:380:4')
@@ -42,18 +43,18 @@ def model(run_dir):
 
 @pytest.fixture(scope='module')
 def test_frames(run_dir, model) -> np.ndarray:
-  frames, _ = export.fold_test_frames(run_dir, FOLD, SEED, model)
+  frames, _ = export_run.fold_test_frames(run_dir, FOLD, SEED, model)
   return frames
 
 
 @pytest.fixture(scope='module')
 def onnx_export(run_dir, tmp_path_factory) -> export.ExportResult:
-  return export.export_run(run_dir, FOLD, SEED, 'onnx', str(tmp_path_factory.mktemp('onnx')))
+  return export_run.export_run(run_dir, FOLD, SEED, 'onnx', str(tmp_path_factory.mktemp('onnx')))
 
 
 @pytest.fixture(scope='module')
 def stablehlo_export(run_dir, tmp_path_factory) -> export.ExportResult:
-  return export.export_run(run_dir, FOLD, SEED, 'stablehlo',
+  return export_run.export_run(run_dir, FOLD, SEED, 'stablehlo',
                            str(tmp_path_factory.mktemp('stablehlo') / 'out'))
 
 
@@ -66,8 +67,10 @@ def _check_description(result: export.ExportResult, fmt: str, model, run_dir: st
   assert meta['sha256'] == artifacts.sha256(data)
   assert meta['class_names'] == list(model.info.class_names)
   assert meta['grid_shape'] == [16, 8] and meta['num_classes'] == model.info.num_classes
-  assert meta['sampling_rate_hz'] == 1000.0
-  assert meta['filters'] == list(SPECS) and meta['filter_mode'] == 'zero_phase'
+  # The saved model's own conditioning object, as its model.json has it.
+  assert meta['conditioning'] == {'filters': list(SPECS), 'mode': 'zero_phase',
+                                  'sampling_rate_hz': 1000.0}
+  assert meta['conditioning'] == model.info.conditioning.as_dict()
   assert (meta['fold'], meta['seed']) == (FOLD, SEED)
   assert meta['input'] == {'name': 'frames', 'shape': ['N', 16, 8], 'dtype': 'float32'}
   assert meta['parity']['ok'] and meta['parity']['argmax_equal']

@@ -5,7 +5,7 @@ import numpy as np
 import hdsemg_jax
 from experiments.configs import tiny
 from hdsemg_jax import protocols
-from hdsemg_jax.run import experiment, setup as run_setup
+from hdsemg_jax.run import experiment
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.evaluation import evaluate, voting
 
@@ -17,7 +17,7 @@ def test_load_model_predicts_like_the_evaluation(tiny_data_dir, tmp_path):
   config.protocol.folds = ('S02-s1',)
   (row,) = experiment.train_and_evaluate(config, str(tmp_path))
   model = hdsemg_jax.load_model(str(tmp_path), 'S02-s1', 1)
-  spec, trials = run_setup.load_data(config.dataset)
+  spec, trials = trials_lib.load(config.dataset.name, config.dataset.data_dir)
   assert model.class_names == spec.class_names
   (fold,) = protocols.make_folds(trials, config.protocol)
   test_trials = trials_lib.select(trials, fold.test)

@@ -12,6 +12,7 @@ from hdsemg_jax import models, saved_model
 from hdsemg_jax.data.trials import Trial
 from hdsemg_jax.evaluation import online, voting
 from hdsemg_jax.preprocessing import filters
+from hdsemg_jax.preprocessing.filters import Conditioning
 from hdsemg_jax.training import state as state_lib
 
 FS = 1000.0
@@ -53,7 +54,7 @@ def trials(tiny_trials):
 @pytest.mark.parametrize('chunk_size', [1, 7, 1000])
 def test_scores_match_the_definition(trials, chunk_size):
   windows = (1, 5, 30)
-  scores = online.online_scores(rule_classify, trials, SPECS, 'zero_phase', FS, windows,
+  scores = online.online_scores(rule_classify, trials, Conditioning(SPECS, 'zero_phase', FS), windows,
                                 chunk_size, 3)
   expected, total = _expected(trials, windows)
   assert scores['frames'] == total == sum(int((t.label >= 0).sum()) for t in trials)
@@ -74,7 +75,7 @@ def test_online_vote_lags_a_label_change_where_the_offline_vote_does_not():
   def perfect(frames):
     return np.rint(frames[:, 0, 0]).astype(np.int32)
 
-  scores = online.online_scores(perfect, [trial], (), 'causal', FS, (1, 20), 8, 2)
+  scores = online.online_scores(perfect, [trial], Conditioning((), 'causal', FS), (1, 20), 8, 2)
   assert scores['frames'] == 100
   assert scores['frame_accuracy'] == 1.0
   # Frames 50..59: their 20-frame window holds at most 10 ones, and a 10-10 tie goes to 0.
@@ -89,10 +90,10 @@ def test_jax_model_runs_and_agrees_with_its_predict(trials):
   info = saved_model.ModelInfo(
       model='all_convnet', model_kwargs={}, num_classes=3, grid_shape=(16, 8),
       class_names=('a', 'b', 'c'), dataset='synthetic_hdsemg/tiny', dataset_version='1.0.0',
-      fold='F', seed=0, eval_batch_size=64, sampling_rate_hz=FS, filters=SPECS,
-      filter_mode='zero_phase')
+      fold='F', seed=0, eval_batch_size=64,
+      conditioning=Conditioning(SPECS, 'zero_phase', FS))
   model = saved_model.Model(info, graphdef, params, batch_stats)
-  scores = online.online_scores(model, trials, SPECS, 'zero_phase', FS, (1, 5), 50, 3)
+  scores = online.online_scores(model, trials, Conditioning(SPECS, 'zero_phase', FS), (1, 5), 50, 3)
   expected, _ = _expected(trials, (1, 5), classify=model.predict)
   assert scores['vote_accuracy'] == pytest.approx(expected, abs=0)
 
@@ -100,11 +101,11 @@ def test_jax_model_runs_and_agrees_with_its_predict(trials):
 def test_no_usable_frames_gives_nan_and_bad_arguments_are_refused(trials):
   unusable = Trial(1, 1, 'test', 1, np.zeros((10, 16, 8), np.float32),
                    np.full(10, -1, np.int32))
-  scores = online.online_scores(rule_classify, [unusable], SPECS, 'causal', FS, (3,), 4, 3)
+  scores = online.online_scores(rule_classify, [unusable], Conditioning(SPECS, 'causal', FS), (3,), 4, 3)
   assert math.isnan(scores['frame_accuracy']) and math.isnan(scores['vote_accuracy']['3'])
   with pytest.raises(ValueError, match='dataset.filter_mode'):
-    online.online_scores(rule_classify, trials, SPECS, 'forward', FS, (3,), 4, 3)
+    Conditioning(SPECS, 'forward', FS)
   with pytest.raises(ValueError, match='chunk_size'):
-    online.online_scores(rule_classify, trials, SPECS, 'causal', FS, (3,), 0, 3)
+    online.online_scores(rule_classify, trials, Conditioning(SPECS, 'causal', FS), (3,), 0, 3)
   with pytest.raises(ValueError, match='vote_windows'):
-    online.online_scores(rule_classify, trials, SPECS, 'causal', FS, (0,), 4, 3)
+    online.online_scores(rule_classify, trials, Conditioning(SPECS, 'causal', FS), (0,), 4, 3)

@@ -27,7 +27,7 @@ def random_model(grid_shape=(16, 8), num_classes=3, seed=0, specs=SPECS) -> save
       model=config.model.name, model_kwargs=kwargs, num_classes=num_classes,
       grid_shape=tuple(grid_shape), class_names=tuple(f'g{i}' for i in range(num_classes)),
       dataset='synthetic_hdsemg/tiny', dataset_version='1.0.0', fold='F', seed=seed,
-      eval_batch_size=64, sampling_rate_hz=FS, filters=tuple(specs), filter_mode='causal')
+      eval_batch_size=64, conditioning=filters.Conditioning(tuple(specs), 'causal', FS))
   return saved_model.Model(info, graphdef, params, batch_stats)
 
 

@@ -18,11 +18,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+import importlib
 import os
 from typing import Any, Callable
 
 import numpy as np
+
+from hdsemg_jax.preprocessing.filters import Conditioning
+from hdsemg_jax.reporting import results
+
+EXTRAS_FILE = 'requirements-export.txt'
+
+
+def import_extra(module: str) -> Any:
+  """``import module`` for an export extra; its absence says which requirements to install."""
+  try:
+    return importlib.import_module(module)
+  except ImportError as e:
+    raise ImportError(f'{module} is not installed: exported models need the export extras; '
+                      f'install them with pip install -r {EXTRAS_FILE} (with the constraints '
+                      f'file of your Python) ({e}).') from None
 
 
 def padded_batch_size(n: int, max_batch: int) -> int:
@@ -64,10 +79,18 @@ def read_metadata(artifact_path: str) -> dict[str, Any]:
     raise ArtifactError(f'{artifact_path}: no {os.path.basename(path)} beside it, so the export '
                         'is unfinished or not one of this project; export again.')
   try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ArtifactError(f'{path}: cannot read the export description ({e}).') from None
+    return results.read_json(path, 'the export description')
+  except ValueError as e:
+    raise ArtifactError(str(e)) from None
+
+
+def conditioning(metadata: dict[str, Any]) -> Conditioning:
+  """How an exported model's input must be conditioned, from its JSON."""
+  if 'conditioning' in metadata:
+    return Conditioning.from_dict(metadata['conditioning'])
+  # Exported before the conditioning was one object.
+  return Conditioning(tuple(metadata.get('filters') or ()),
+                      metadata.get('filter_mode', 'zero_phase'), metadata.get('sampling_rate_hz'))
 
 
 def sha256(data: bytes) -> str:
@@ -82,7 +105,7 @@ def onnx_session(model: str | bytes, threads: int = 1) -> Any:
   and it leaves the other cores to the rest of the pipeline. All graph
   optimizations are on; warnings (jax2onnx's intermediate shape hints) are muted.
   """
-  import onnxruntime as ort
+  ort = import_extra('onnxruntime')
   options = ort.SessionOptions()
   options.intra_op_num_threads = int(threads)
   options.inter_op_num_threads = 1

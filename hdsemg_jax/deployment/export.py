@@ -1,7 +1,8 @@
 """Exports a saved model to ONNX or StableHLO, checked against JAX before it is kept.
 
   python -m experiments.export RUN_DIR --fold=S1-s1 --seed=0 --format=onnx --out=export/
-  export.export_run(run_dir, 'S1-s1', 0, 'onnx', 'export/')                # the same call
+  hdsemg_jax.run.export_run.export_run(run_dir, 'S1-s1', 0, 'onnx', 'export/')  # the same call
+  export.export_model(model, 'export/', 'onnx', parity_frames)             # any saved model
 
 writes ``export/model.onnx`` (or ``model.stablehlo``) and ``model.onnx.json`` beside it.
 The artifact computes ``frames (N, H, W) float32 -> logits (N, G) float32`` for any
@@ -15,8 +16,8 @@ this project:
   otherwise): ``jax.export.deserialize(data).call(x)``.
 
 The JSON holds what a consumer needs besides the network: class names, grid
-shape, sampling rate, the ``dataset.filters`` chain and ``filter_mode`` the model
-was trained with (a live decoder applies the chain's causal form,
+shape, the model's ``conditioning`` (filter chain, mode and sampling rate it was
+trained with, the same object as in its saved ``model.json``) (a live decoder applies the chain's causal form,
 `hdsemg_jax.streaming`), fold, seed, the model's name and settings, the
 artifact's sha256, the parity check below and provenance (run folder, code
 version, library versions, time).
@@ -37,8 +38,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import importlib.metadata
-import json
 import logging
 import os
 import shutil
@@ -47,7 +46,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from hdsemg_jax import provenance
+from hdsemg_jax import provenance, saved_model
 from hdsemg_jax.deployment import artifacts
 from hdsemg_jax.reporting import results
 
@@ -94,7 +93,7 @@ class ExportResult:
   parity: Parity
 
 
-def artifact_function(model: Any) -> Callable[[Any], Any]:
+def artifact_function(model: saved_model.Model) -> Callable[[Any], Any]:
   """The function written into the artifact: the model's inference-mode logits.
 
   Convolutions run as `lax.conv_general_dilated` whatever ``model.conv_impl`` the
@@ -145,10 +144,9 @@ def _quiet(names: Sequence[str]) -> Iterator[None]:
 def onnx_bytes(logits_fn: Callable[[Any], Any], grid_shape: Sequence[int],
                model_name: str = 'hdsemg_jax') -> bytes:
   """``logits_fn`` as a serialized ONNX model with a dynamic batch dimension ``N``."""
-  import onnx
-
+  onnx = artifacts.import_extra('onnx')
   with _quiet(_NOISY_LOGGERS):
-    from jax2onnx import to_onnx
+    to_onnx = artifacts.import_extra('jax2onnx').to_onnx
     proto = to_onnx(logits_fn, [('N', *grid_shape)], model_name=model_name, opset=ONNX_OPSET,
                     input_names=[artifacts.INPUT_NAME], output_names=[artifacts.OUTPUT_NAME])
   # jax2onnx annotates intermediate values with NHWC shapes that ONNX Runtime's own
@@ -165,13 +163,14 @@ def stablehlo_bytes(logits_fn: Callable[[Any], Any], grid_shape: Sequence[int],
   import jax.numpy as jnp
   from jax import export
 
+  artifacts.import_extra('flatbuffers')  # jax.export serializes with it.
   n, = export.symbolic_shape('N')
   exported = export.export(jax.jit(logits_fn), platforms=platforms)(
       jax.ShapeDtypeStruct((n, *grid_shape), jnp.float32))
   return bytes(exported.serialize())
 
 
-def reference_logits(model: Any, frames: np.ndarray) -> np.ndarray:
+def reference_logits(model: saved_model.Model, frames: np.ndarray) -> np.ndarray:
   """The JAX model's logits of ``frames``: what an artifact must reproduce."""
   import jax
   return np.asarray(jax.jit(model.logits_fn())(np.asarray(frames, np.float32)))
@@ -189,17 +188,9 @@ def check_parity(reference: np.ndarray, got: np.ndarray, atol: float, source: st
                 atol=float(atol), source=source)
 
 
-def _versions() -> dict[str, str | None]:
-  out = dict(provenance.versions())
-  for name in _EXTRA_PACKAGES:
-    try:
-      out[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      out[name] = None
-  return out
 
 
-def describe(model: Any, fmt: str, artifact_name: str, data: bytes, parity: Parity,
+def describe(model: saved_model.Model, fmt: str, artifact_name: str, data: bytes, parity: Parity,
              source: dict[str, Any] | None = None) -> dict[str, Any]:
   """The JSON written beside an artifact."""
   info = model.info
@@ -222,9 +213,9 @@ def describe(model: Any, fmt: str, artifact_name: str, data: bytes, parity: Pari
       'grid_shape': [h, w],
       'channel_order': 'frames are (row, column) grids; a row-major flattening is the '
                        'default channel order of hdsemg_jax.streaming',
-      'sampling_rate_hz': getattr(info, 'sampling_rate_hz', None),
-      'filters': list(getattr(info, 'filters', ())),
-      'filter_mode': getattr(info, 'filter_mode', 'zero_phase'),
+      # The filter chain, its mode and the sampling rate: what a live decoder applies
+      # (causally) before the model sees a frame.
+      'conditioning': info.conditioning.as_dict(),
       'fold': info.fold,
       'seed': info.seed,
       'model': {'name': info.model, 'kwargs': info.model_kwargs},
@@ -234,7 +225,7 @@ def describe(model: Any, fmt: str, artifact_name: str, data: bytes, parity: Pari
       'provenance': {
           **(source or {}),
           **provenance.git_state(),
-          'versions': _versions(),
+          'versions': provenance.versions(_EXTRA_PACKAGES),
           'exported_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
               timespec='seconds'),
       },
@@ -258,7 +249,7 @@ def _publish(staging: str, out_dir: str, names: Sequence[str]) -> None:
     os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
 
 
-def export_model(model: Any, out_dir: str, fmt: str, parity_frames: np.ndarray, *,
+def export_model(model: saved_model.Model, out_dir: str, fmt: str, parity_frames: np.ndarray, *,
                  atol: float = DEFAULT_ATOL, parity_source: str = 'given frames',
                  source: dict[str, Any] | None = None,
                  platforms: Sequence[str] | None = None) -> ExportResult:
@@ -324,85 +315,3 @@ def export_model(model: Any, out_dir: str, fmt: str, parity_frames: np.ndarray, 
     shutil.rmtree(staging, ignore_errors=True)
   return ExportResult(artifact=os.path.join(out_dir, artifact_name),
                       metadata=os.path.join(out_dir, json_name), parity=parity)
-
-
-def _read_json(path: str) -> Any:
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ExportError(f'{path}: cannot read it ({e}).') from None
-
-
-def _test_trial_ids(run_dir: str, config: dict[str, Any], fold: str, seed: int,
-                    trials: Sequence[Any]) -> list[str]:
-  """The fold's test trials: from its results row, else from the protocol's fold table."""
-  rows_path = os.path.join(run_dir, results.RESULTS_FILE)
-  if os.path.exists(rows_path):
-    for row in results.read_rows(rows_path):
-      if row.get('fold') == fold and row.get('seed') == seed and 'split' in row:
-        return list(row['split']['test'])
-  import ml_collections
-  from hdsemg_jax import protocols
-  folds = protocols.make_folds(trials, ml_collections.ConfigDict(config['protocol']))
-  for f in folds:
-    if f.id == fold:
-      return list(f.test)
-  raise ExportError(f'fold {fold!r} is not a fold of the run in {run_dir} (folds: '
-                    f'{", ".join(f.id for f in folds)}).')
-
-
-def fold_test_frames(run_dir: str, fold: str, seed: int, model: Any, *,
-                     max_frames: int = DEFAULT_MAX_PARITY_FRAMES, data_dir: str | None = None,
-                     manual_dir: str | None = None) -> tuple[np.ndarray, str]:
-  """Up to ``max_frames`` usable test frames of the fold, conditioned as the model's training
-  frames were, evenly spread over the test set; and a description of them.
-
-  The dataset is read as the run read it (``config.json``'s ``dataset.*``, with
-  ``data_dir`` / ``manual_dir`` overriding where it lives).
-  """
-  from hdsemg_jax.data import trials as trials_lib
-  from hdsemg_jax.preprocessing import filters as filters_lib
-
-  config = _read_json(os.path.join(run_dir, results.CONFIG_FILE))
-  dataset = config['dataset']
-  spec, trials = trials_lib.load(dataset['name'], data_dir or dataset.get('data_dir'),
-                                 manual_dir or dataset.get('manual_dir'))
-  ids = _test_trial_ids(run_dir, config, fold, seed, trials)
-  test = trials_lib.select(trials, ids)
-  if not test:
-    raise ExportError(f'none of fold {fold!r}\'s test trials ({", ".join(ids)}) are in '
-                      f'{dataset["name"]}.')
-  info = model.info
-  # Models saved before ModelInfo recorded the filters: the run's config says them.
-  chain = (info.filters if getattr(info, 'sampling_rate_hz', None) is not None
-           else dataset.get('filters', ()))
-  test = filters_lib.apply_filters(test, chain, spec.sampling_rate_hz,
-                                   mode=getattr(info, 'filter_mode', 'zero_phase'))
-  frames = np.concatenate([t.emg[t.label >= 0] for t in test])
-  if len(frames) > max_frames:
-    frames = frames[np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))]
-  return frames, (f'{len(frames)} usable frames of the {len(test)} test trials of fold '
-                  f'{fold} ({spec.name})')
-
-
-def export_run(run_dir: str, fold: str, seed: int, fmt: str, out_dir: str, *,
-               atol: float = DEFAULT_ATOL,
-               max_parity_frames: int = DEFAULT_MAX_PARITY_FRAMES,
-               data_dir: str | None = None, manual_dir: str | None = None,
-               platforms: Sequence[str] | None = None) -> ExportResult:
-  """Exports the saved model of ``fold`` and ``seed`` of the run in ``run_dir``.
-
-  Parity is checked on the fold's test frames (`fold_test_frames`); see
-  `export_model` for the rest and the errors.
-  """
-  from hdsemg_jax import saved_model, workdir
-
-  model_dir = workdir.model_dir(run_dir, fold, int(seed))
-  model = saved_model.load_model_dir(model_dir)
-  frames, description = fold_test_frames(run_dir, fold, int(seed), model,
-                                         max_frames=max_parity_frames, data_dir=data_dir,
-                                         manual_dir=manual_dir)
-  source = {'run_dir': os.path.abspath(run_dir), 'model_dir': os.path.abspath(model_dir)}
-  return export_model(model, out_dir, fmt, frames, atol=atol, parity_source=description,
-                      source=source, platforms=platforms)

@@ -71,9 +71,8 @@ def replay(decoder: streaming.Decoder, emg: np.ndarray,
 
 
 def online_scores(model_or_predict: Any, raw_trials: Sequence[Trial],
-                  filters: Iterable[str] | str | None, filter_mode: str,
-                  sampling_rate_hz: float, windows: Iterable[int], chunk_size: int,
-                  num_classes: int) -> dict[str, Any]:
+                  conditioning: filters_lib.Conditioning, windows: Iterable[int],
+                  chunk_size: int, num_classes: int) -> dict[str, Any]:
   """Online accuracies of a model on unfiltered test trials (see the module docstring).
 
   Args:
@@ -81,11 +80,9 @@ def online_scores(model_or_predict: Any, raw_trials: Sequence[Trial],
       frames ``(N, H, W)`` float32 -> classes ``(N,)`` (e.g. an exported model's
       ``artifacts.load_artifact(path).classify``).
     raw_trials: the test trials as read, before any filtering.
-    filters: the ``dataset.filters`` chain the model was trained with; the replay
-      runs its causal form.
-    filter_mode: the ``dataset.filter_mode`` the model was trained with; only
+    conditioning: how the model's training frames were conditioned: the replay
+      runs its filters' causal form at its sampling rate; its mode is only
       recorded (``train_filter_mode``): the replay is causal either way.
-    sampling_rate_hz: the recordings' sampling rate.
     windows: the vote windows w (``eval.vote_windows``).
     chunk_size: samples per chunk fed to the decoder.
     num_classes: number of classes.
@@ -99,7 +96,6 @@ def online_scores(model_or_predict: Any, raw_trials: Sequence[Trial],
     ValueError: a bad filter chain or mode, window, chunk size, or a trial whose
       grid differs from the first's.
   """
-  filters_lib.check_filter_mode(filter_mode)
   windows = [int(w) for w in windows]
   if any(w < 1 for w in windows):
     raise ValueError(f'eval.vote_windows must be positive; got {windows}.')
@@ -109,7 +105,7 @@ def online_scores(model_or_predict: Any, raw_trials: Sequence[Trial],
   if raw_trials:
     grid_shape = tuple(raw_trials[0].emg.shape[1:])
     decoder = streaming.Decoder(classify, grid_shape=grid_shape, num_classes=num_classes,
-                                sampling_rate_hz=sampling_rate_hz, filters=filters, window=1)
+                                sampling_rate_hz=None, filters=conditioning, window=1)
     for trial in raw_trials:
       if tuple(trial.emg.shape[1:]) != grid_shape:
         raise ValueError(f'trial {trial.id} has a {trial.emg.shape[1:]} grid; the first trial '
@@ -134,5 +130,5 @@ def online_scores(model_or_predict: Any, raw_trials: Sequence[Trial],
       'trials': len(raw_trials),
       'chunk_size': int(chunk_size),
       'filter_mode': 'causal',
-      'train_filter_mode': filter_mode,
+      'train_filter_mode': conditioning.mode,
   }

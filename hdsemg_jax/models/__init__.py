@@ -4,7 +4,7 @@
 
 Each registered model reads exactly the ``model.*`` keys it names in `MODEL_KEYS`;
 the config tree holds the keys of every model (the unused ones of the others are
-ignored), and a key that no model takes is an error (`check_model_keys`).
+ignored; a key the tree lacks is refused by `hdsemg_jax.config.check`).
 """
 
 from __future__ import annotations
@@ -36,16 +36,6 @@ def check_name(name: str) -> str:
   if name not in _CLASSES:
     raise ValueError(f'model.name={name!r} is not known (known: {", ".join(sorted(_CLASSES))}).')
   return name
-
-
-def check_model_keys(model_config: Mapping[str, Any],
-                     extra_keys: Sequence[str] = ()) -> None:
-  """A ``model.*`` key that no registered model (nor ``extra_keys``) reads is an error."""
-  known = {'name', *extra_keys, *(k for keys in MODEL_KEYS.values() for k in keys)}
-  unknown = sorted(set(model_config) - known)
-  if unknown:
-    raise ValueError(f'model.{unknown[0]} is not a key of any model (model keys: '
-                     f'{", ".join(sorted(known))}).')
 
 
 def _value(value: Any) -> Any:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import signal
@@ -357,6 +357,75 @@ def filter_array(emg: np.ndarray, chain: Sequence[Filter], sampling_rate_hz: flo
   return x.astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class Conditioning:
+  """How a model's frames are conditioned: a filter chain, its mode, at a sampling rate.
+
+  The run builds it once from ``dataset.filters``, ``dataset.filter_mode`` and the
+  dataset's sampling rate (the chain is parsed and checked against Nyquist here);
+  training data, the saved model, the export JSON and the streaming decoder all
+  carry this one object (`as_dict` / `from_dict`), so nothing re-reads the config.
+
+  Attributes:
+    filters: the chain's spec strings, in order (empty: no filtering).
+    mode: one of `FILTER_MODES`: how recorded trials are filtered.
+    sampling_rate_hz: the signal's sampling rate (may be None only without filters).
+  """
+  filters: tuple[str, ...]
+  mode: str
+  sampling_rate_hz: float | None
+
+  def __post_init__(self):
+    object.__setattr__(self, 'filters', tuple(_spec_list(self.filters)))
+    check_filter_mode(self.mode)
+    if self.sampling_rate_hz is not None:
+      object.__setattr__(self, 'sampling_rate_hz', float(self.sampling_rate_hz))
+    elif self.filters:
+      raise ValueError(f'{_CONFIG_NAME}={self.filters!r} needs the sampling rate.')
+    # Parsed once; not a field, so equality and the dict form are the specs.
+    object.__setattr__(self, '_chain', tuple(parse_filter_chain(self.filters,
+                                                                self.sampling_rate_hz)))
+
+  @property
+  def chain(self) -> tuple[Filter, ...]:
+    """The parsed filters, in order."""
+    return self._chain
+
+  def apply(self, trials: list[Trial]) -> list[Trial]:
+    """Each trial's ``emg`` filtered along time in ``mode``; see `apply_filters`."""
+    if not self.chain:
+      return trials
+    rate = self.sampling_rate_hz
+    if self.mode == 'causal':
+      return [dataclasses.replace(trial, emg=filter_array(trial.emg, self.chain, rate, 'causal'))
+              for trial in trials]
+    needed = [(f.min_frames(rate), f.spec) for f in self.chain]
+    filtered = []
+    for trial in trials:
+      frames = trial.emg.shape[0]
+      for min_frames, spec in needed:
+        if frames < min_frames:
+          raise ValueError(
+              f'{_CONFIG_NAME}: trial {trial.id} has {frames} frames, but {spec!r} needs at '
+              f'least {min_frames} for zero-phase filtering (filtfilt edge padding); drop the '
+              'filter or the trial.')
+      filtered.append(dataclasses.replace(trial, emg=filter_array(trial.emg, self.chain, rate)))
+    return filtered
+
+  def causal_chain(self) -> CausalChain:
+    """A fresh `CausalChain` of the filters (what a live decoder runs)."""
+    return CausalChain(list(self.chain), self.sampling_rate_hz or 1.0)
+
+  def as_dict(self) -> dict[str, Any]:
+    return {'filters': list(self.filters), 'mode': self.mode,
+            'sampling_rate_hz': self.sampling_rate_hz}
+
+  @classmethod
+  def from_dict(cls, value: Mapping[str, Any]) -> Conditioning:
+    return cls(filters=tuple(value.get('filters') or ()), mode=value['mode'],
+               sampling_rate_hz=value.get('sampling_rate_hz'))
+
+
 def apply_filters(trials: list[Trial], specs: str | Iterable[str] | None,
                   sampling_rate_hz: float, mode: str = 'zero_phase') -> list[Trial]:
   """Filters each trial's ``emg`` along time; labels are left as they are.
@@ -377,24 +446,4 @@ def apply_filters(trials: list[Trial], specs: str | Iterable[str] | None,
       ``dataset.filter_mode``), or, zero-phase only, a trial too short for a
       filter's edge padding (naming the trial id).
   """
-  check_filter_mode(mode)
-  chain = parse_filter_chain(specs, sampling_rate_hz)
-  if not chain:
-    return trials
-  if mode == 'causal':
-    return [dataclasses.replace(trial, emg=filter_array(trial.emg, chain, sampling_rate_hz,
-                                                        'causal'))
-            for trial in trials]
-  needed = [(f.min_frames(sampling_rate_hz), f.spec) for f in chain]
-  filtered = []
-  for trial in trials:
-    frames = trial.emg.shape[0]
-    for min_frames, spec in needed:
-      if frames < min_frames:
-        raise ValueError(
-            f'{_CONFIG_NAME}: trial {trial.id} has {frames} frames, but {spec!r} needs at '
-            f'least {min_frames} for zero-phase filtering (filtfilt edge padding); drop the '
-            'filter or the trial.')
-    filtered.append(dataclasses.replace(
-        trial, emg=filter_array(trial.emg, chain, sampling_rate_hz)))
-  return filtered
+  return Conditioning(tuple(_spec_list(specs)), mode, sampling_rate_hz).apply(trials)

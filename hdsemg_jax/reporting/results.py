@@ -55,3 +55,14 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 
 def write_json(path: str, value: Any) -> None:
   write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + '\n')
+
+
+def read_json(path: str, what: str) -> Any:
+  """The JSON value in ``path``; a missing or malformed file is a ValueError naming it."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except OSError as e:
+    raise ValueError(f'{path}: cannot read {what} ({e.strerror or e}).') from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path}: {what} is not valid JSON ({e}).') from None

@@ -53,12 +53,29 @@ def seed_fold_table(rows: Sequence[dict[str, Any]], metric: str) -> str:
   return '\n'.join(lines)
 
 
+def mixed_config_note(rows: Sequence[dict[str, Any]]) -> str:
+  """A warning naming the (fold, seed)s of each config when ``rows`` come from several.
+
+  A run continued with ``--allow_config_change`` holds rows of more than one
+  config; its table must say so. Empty when all rows share one config hash.
+  """
+  by_hash: dict[str, list[str]] = {}
+  for r in rows:
+    config_hash = (r.get('provenance') or {}).get('config_hash', '?')
+    by_hash.setdefault(config_hash, []).append(f'{r["fold"]}/seed {r["seed"]}')
+  if len(by_hash) < 2:
+    return ''
+  groups = '; '.join(f'config {h[:12]}: {", ".join(pairs)}' for h, pairs in by_hash.items())
+  return (f'**Rows of {len(by_hash)} different configs** (the run was continued with '
+          f'--allow_config_change; compare them with care): {groups}.\n\n')
+
+
 def run_report(rows: Sequence[dict[str, Any]], *, title: str, synthetic: bool,
                metrics: Sequence[str]) -> str:
   """The ``results.md`` of a run: one table per metric, accuracies in percent."""
   data_note = ('**Synthetic data** (`synthetic_hdsemg`): these numbers say nothing about real '
                'recordings.\n\n' if synthetic else '')
-  parts = [f'# {title}\n', data_note]
+  parts = [f'# {title}\n', data_note, mixed_config_note(rows)]
   for metric in metrics:
     parts.append(f'## {metric} (%)\n\n{seed_fold_table(rows, metric)}\n')
   return '\n'.join(parts)

@@ -1,7 +1,8 @@
 """One experiment: a dataset, a protocol's folds, a model, several seeds.
 
 ``train_and_evaluate(config, workdir)`` resolves the config once
-(`run_setup.resolve`), trains a model per fold and seed on the fold's training
+(`run.setup.resolve`: typed settings, data, folds; a refused config writes
+nothing), trains a model per fold and seed on the fold's training
 trials with the recipe of `training.recipe` (train or pre-train, fine-tune,
 AdaBN, as ``config.adapt`` and the protocol ask), scores the final model on its
 test trials (test data never selects anything), and writes ``config.json``,
@@ -100,34 +101,30 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
 
   With ``workdir``, the final model is saved for `hdsemg_jax.load_model`.
   """
-  config, spec, plan = setup.config, setup.spec, setup.plan
+  spec, plan, ev = setup.spec, setup.plan, setup.settings.eval
   state = trained.states[index]
   test_trials = trained.test_trials
   predict = plan.predictor(trained.graphdef, state)
-  batch_size = int(config.eval.batch_size)
-  predictions = evaluate.predict_trials(predict, test_trials, batch_size)
-  scores = evaluate.score(predictions, test_trials, spec.num_classes, config.eval.vote_windows)
+  predictions = evaluate.predict_trials(predict, test_trials, ev.batch_size)
+  scores = evaluate.score(predictions, test_trials, spec.num_classes, ev.vote_windows)
   extra: dict[str, Any] = {}
-  if config.eval.shifts:
+  if ev.shifts:
     extra['shift_scores'] = robustness.shift_robustness(
-        predict, test_trials, robustness.parse_shifts(config.eval.shifts),
-        config.eval.vote_windows, spec.num_classes, spec.wrap_axis, batch_size)
-  if config.eval.online:
+        predict, test_trials, list(ev.shifts), ev.vote_windows, spec.num_classes,
+        spec.wrap_axis, ev.batch_size)
+  if ev.online:
     extra['online'] = online_scores(setup, fold, trained, state)
   model = nnx.merge(trained.graphdef, state.params, state.batch_stats)
-  sample = frames_lib.target_frames(test_trials)[:batch_size]
+  sample = frames_lib.target_frames(test_trials)[:ev.batch_size]
   if workdir is not None and _is_primary():
-    model_config = config.model.to_dict()
     saved_model.save_model(
         workdir_lib.model_dir(workdir, fold.id, seed), state,
-        saved_model.ModelInfo(model=model_config.pop('name'), model_kwargs=model_config,
-                            num_classes=spec.num_classes, grid_shape=spec.grid_shape,
-                            class_names=spec.class_names, dataset=spec.name,
-                            dataset_version=spec.version, fold=fold.id, seed=seed,
-                            eval_batch_size=batch_size,
-                            sampling_rate_hz=spec.sampling_rate_hz,
-                            filters=tuple(config.dataset.filters),
-                            filter_mode=config.dataset.filter_mode))
+        saved_model.ModelInfo(model=setup.settings.model.name,
+                              model_kwargs=dict(setup.settings.model.network_kwargs),
+                              num_classes=spec.num_classes, grid_shape=spec.grid_shape,
+                              class_names=spec.class_names, dataset=spec.name,
+                              dataset_version=spec.version, fold=fold.id, seed=seed,
+                              eval_batch_size=ev.batch_size, conditioning=setup.conditioning))
   return _row(setup, fold, seed, {
       **scores,
       # A network decides per frame and votes over w frames: its decisions are its votes.
@@ -137,7 +134,7 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'num_params': trained.num_params,
       'flops_per_frame': cost.model_forward_flops(model, spec.grid_shape),
       'inference_seconds_per_frame': cost.seconds_per_frame(predict, sample,
-                                                            batch_size=batch_size),
+                                                            batch_size=ev.batch_size),
       'num_train_frames': trained.num_train_frames,
       'num_finetune_frames': trained.num_finetune_frames,
       # With seed_parallel, the time of all the fold's seeds trained together.
@@ -150,13 +147,12 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
 def online_scores(setup: RunSetup, fold: Fold, trained: recipe.Trained,
                   state: Any) -> dict[str, Any]:
   """The fold's unfiltered test trials replayed through the streaming decoder (eval.online)."""
-  config, spec = setup.config, setup.spec
+  ev = setup.settings.eval
   predict = steps.make_predict(trained.graphdef)
   return online.online_scores(
       lambda x: predict(state.params, state.batch_stats, x),
-      trials_lib.select(setup.raw_trials, fold.test), config.dataset.filters,
-      config.dataset.filter_mode, spec.sampling_rate_hz, config.eval.vote_windows,
-      int(config.eval.online_chunk), spec.num_classes)
+      trials_lib.select(setup.raw_trials, fold.test), setup.conditioning, ev.vote_windows,
+      ev.online_chunk, setup.spec.num_classes)
 
 
 def classical_row(setup: RunSetup, fold: Fold) -> dict[str, Any]:
@@ -164,15 +160,14 @@ def classical_row(setup: RunSetup, fold: Fold) -> dict[str, Any]:
 
   Seeds never change it, so it is the row of the first seed (``seed_independent``).
   """
-  config = setup.config
+  settings = setup.settings
   train_trials = trials_lib.select(setup.trials, fold.train)
   test_trials, shift = trials_lib.select(setup.trials, fold.test), None
-  if setup.adapt.aligns:
+  if settings.adapt.aligns:
     test_trials, shift = recipe.align(setup, fold, test_trials)
-  stride = config.model.train_window_stride or config.train.frame_stride
   scores = classical.fit_and_score(train_trials, test_trials, setup.spec.num_classes,
-                                   config.model, config.eval.vote_windows, int(stride))
-  return _row(setup, fold, setup.seeds[0], {
+                                   settings.model.classical, settings.eval.vote_windows)
+  return _row(setup, fold, settings.seeds[0], {
       **scores,
       'seed_independent': True,
       'num_train_frames': int(sum((t.label >= 0).sum() for t in train_trials)),
@@ -183,37 +178,37 @@ def classical_row(setup: RunSetup, fold: Fold) -> dict[str, Any]:
 
 def _row(setup: RunSetup, fold: Fold, seed: int, fields: dict[str, Any]) -> dict[str, Any]:
   """A results row: what was scored (``fields``) and everything that identifies it."""
-  config, spec, plan = setup.config, setup.spec, setup.plan
+  settings, spec, plan = setup.settings, setup.spec, setup.plan
+  augment = settings.augment
   split = fold.describe(setup.trials)
   return {
       'dataset': spec.name,
       'dataset_version': spec.version,
       'synthetic': spec.synthetic,
-      'protocol': config.protocol.name,
-      'model': config.model.name,
+      'protocol': settings.protocol.name,
+      'model': settings.model.name,
       'fold': fold.id,
       'seed': seed,
-      'adapt_method': setup.adapt.method,
+      'adapt_method': settings.adapt.method,
       # As JSON has it, so that returned rows equal the rows read back.
-      'augment': {**dataclasses.asdict(setup.augment), 'max_shift': list(setup.augment.max_shift)},
+      'augment': {**dataclasses.asdict(augment), 'max_shift': list(augment.max_shift)},
       **fields,
       'parallel': plan.mode,
       'num_devices': plan.num_devices,
       'num_cpu_devices': setup.devices.num_cpu_devices,
-      'seed_parallel': bool(config.seed_parallel),
+      'seed_parallel': settings.seed_parallel,
       'split': {role: d['trials'] for role, d in split.items()},
       'split_detail': split,
       'split_id': protocols.split_id(spec.name, spec.version, fold),
-      'protocol_subjects': config.protocol.subjects,
-      'protocol_folds': config.protocol.folds,
-      'provenance': provenance.collect(config.to_dict(), spec.name, spec.version),
+      'protocol_subjects': _as_list(settings.protocol.subjects),
+      'protocol_folds': _as_list(settings.protocol.folds),
+      'provenance': provenance.collect(setup.config.to_dict(), spec.name, spec.version),
   }
 
 
-def run_seeds(setup: RunSetup) -> list[int]:
-  """The seeds that get a row: every seed, or the first only for a model seeds do not change."""
-  seeds = list(setup.seeds)
-  return seeds[:1] if classical.is_classical(setup.config.model.name) else seeds
+def _as_list(values: Sequence[Any] | None) -> list[Any] | None:
+  # As JSON has it, so that returned rows equal the rows read back.
+  return None if values is None else list(values)
 
 
 def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
@@ -224,14 +219,14 @@ def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
   shared checkpoint is found; a finished one restores at its final step) train
   together in one vmapped program first; otherwise each trains in turn.
   """
-  seeds = run_seeds(setup)
+  seeds = list(setup.settings.run_seeds)
   pending = [s for s in seeds if s not in set(skip)]
   if not pending:
     return
-  if classical.is_classical(setup.config.model.name):
+  if setup.settings.model.is_classical:
     yield seeds[0], classical_row(setup, fold)
     return
-  if setup.config.seed_parallel and len(seeds) > 1:
+  if setup.settings.seed_parallel and len(seeds) > 1:
     trained = train_seeds(setup, fold, seeds, workdir)
     for seed in pending:
       yield seed, score_seed(setup, fold, seed, trained, seeds.index(seed), workdir)
@@ -242,7 +237,7 @@ def run_fold(setup: RunSetup, fold: Fold, workdir: str | None = None,
 
 
 def _title(setup: RunSetup) -> str:
-  return f'{setup.config.model.name} on {setup.spec.name}, {setup.config.protocol.name}'
+  return f'{setup.settings.model.name} on {setup.spec.name}, {setup.settings.protocol.name}'
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -251,7 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   The config is checked and resolved first (`run_setup.resolve`, on a copy): the
   resolved device values are what ``config.json`` records and what a resumed run
-  is compared against.
+  is compared against. A config the run refuses raises `settings.ConfigError`
+  before anything is written.
   """
   workdir_lib.check_writable(workdir)
   return run(run_setup.resolve(config), workdir, allow_config_change=allow_config_change)
@@ -264,9 +260,9 @@ def run(setup: RunSetup, workdir: str, *,
   logging.info('parallel=%s on %d device(s) (%d process(es)), num_cpu_devices=%d, '
                'seed_parallel=%s', setup.devices.parallel, setup.devices.num_devices,
                setup.devices.num_processes, setup.devices.num_cpu_devices,
-               bool(setup.config.seed_parallel))
-  workdir_lib.make(workdir)
-  # Every write to the workdir happens under the lock (per host; see run_lock).
+               setup.settings.seed_parallel)
+  # Every write to the workdir happens under the lock (per host; see run_lock), which
+  # creates the workdir.
   with run_lock.hold(workdir, process_index=jax.process_index()):
     done = workdir_lib.open_run(workdir, setup.config.to_dict(), allow_config_change)
     rows = _run_folds(setup, workdir, done)
@@ -292,7 +288,7 @@ def _write_report(setup: RunSetup, rows: Sequence[dict[str, Any]], table: str,
 def _run_folds(setup: RunSetup, workdir: str,
                done: dict[tuple[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
   rows: list[dict[str, Any]] = []
-  seeds = run_seeds(setup)
+  seeds = list(setup.settings.run_seeds)
   total = len(setup.folds) * len(seeds)
   for fold in setup.folds:
     skip = [s for s in seeds if (fold.id, s) in done]

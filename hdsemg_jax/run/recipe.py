@@ -31,7 +31,6 @@ import dataclasses
 import time
 from typing import Callable, Sequence
 
-import ml_collections
 import numpy as np
 from flax import nnx
 
@@ -41,6 +40,7 @@ from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import Trial
 from hdsemg_jax.preprocessing import alignment
 from hdsemg_jax.protocols import Fold
+from hdsemg_jax.run.settings import PRETRAIN_PROTOCOL
 from hdsemg_jax.run.setup import RunSetup
 from hdsemg_jax.training import adabn as adabn_lib
 from hdsemg_jax.training import optimizer, state as state_lib, steps, trainer
@@ -68,30 +68,30 @@ class Trained:
 
 def build_models(setup: RunSetup, seeds: Sequence[int]) -> list[nnx.Module]:
   """One freshly initialised model per seed."""
-  return [models.build_from_config(setup.config.model, setup.spec.num_classes,
-                                   setup.spec.grid_shape, seed) for seed in seeds]
+  return [setup.settings.model.build(setup.spec.num_classes, setup.spec.grid_shape, seed)
+          for seed in seeds]
 
 
 def _fit(setup: RunSetup, built: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray,
-         train_config: ml_collections.ConfigDict, seeds: Sequence[int], *, name: str,
+         train_settings: trainer.TrainSettings, seeds: Sequence[int], *, name: str,
          phase: str, checkpoints, on_epoch_for: OnEpochFor | None,
          trainable: Sequence[str] | None = None) -> tuple[nnx.GraphDef, list]:
   """One phase over ``seeds``: `trainer.fit` for one, `trainer.fit_seeds` for several."""
-  plan = setup.plan
+  plan, settings = setup.plan, setup.settings
   options = steps.StepOptions.create(
-      augment=setup.augment, wrap_axis=setup.spec.wrap_axis,
+      augment=settings.augment, wrap_axis=setup.spec.wrap_axis,
       compiler_options=ops.train_compiler_options(
-          setup.config.model.conv_impl, int(train_config.batch_size) // plan.num_devices))
+          settings.model.network_kwargs['conv_impl'],
+          train_settings.batch_size // plan.num_devices))
   callbacks = ([on_epoch_for(s, phase) for s in seeds] if on_epoch_for is not None else None)
-  common = dict(name=name, checkpoints=checkpoints,
-                every_steps=int(setup.config.checkpoint.every_steps), trainable=trainable,
-                plan=plan, options=options)
+  common = dict(name=name, checkpoints=checkpoints, every_steps=settings.checkpoint_every_steps,
+                trainable=trainable, plan=plan, options=options)
   try:
     if len(seeds) == 1:
-      graphdef, state = trainer.fit(built[0], frames, labels, train_config, seeds[0],
+      graphdef, state = trainer.fit(built[0], frames, labels, train_settings, seeds[0],
                                     on_epoch=callbacks[0] if callbacks else None, **common)
       return graphdef, [state]
-    return trainer.fit_seeds(built, frames, labels, train_config, seeds, on_epoch=callbacks,
+    return trainer.fit_seeds(built, frames, labels, train_settings, seeds, on_epoch=callbacks,
                              **common)
   finally:
     if checkpoints is not None:
@@ -108,10 +108,10 @@ def train(setup: RunSetup, fold: Fold, seeds: Sequence[int], *, phase: str,
           ) -> tuple[nnx.GraphDef, list, int]:
   """Trains fresh models of ``seeds`` on the fold's training trials; also their frame count."""
   frames, labels = frames_lib.training_frames(trials_lib.select(setup.trials, fold.train),
-                                              int(setup.config.train.frame_stride))
-  shared = setup.config.protocol.name == 'intra_session_pretrain'
+                                              setup.settings.frame_stride)
+  shared = setup.settings.protocol.name == PRETRAIN_PROTOCOL
   checkpoints = checkpoints_for('train', PRETRAIN_KEY if shared else fold.id)
-  graphdef, states = _fit(setup, build_models(setup, seeds), frames, labels, setup.config.train,
+  graphdef, states = _fit(setup, build_models(setup, seeds), frames, labels, setup.settings.train,
                           seeds, name=_label(fold, seeds), phase=phase,
                           checkpoints=checkpoints, on_epoch_for=on_epoch_for)
   return graphdef, states, int(len(frames))
@@ -121,24 +121,22 @@ def finetune(setup: RunSetup, fold: Fold, seeds: Sequence[int], graphdef: nnx.Gr
              states: list, *, checkpoints_for: CheckpointsFor,
              on_epoch_for: OnEpochFor | None) -> tuple[nnx.GraphDef, list, int]:
   """The trained models fine-tuned on the fold's ``finetune`` trials (``adapt.finetune_*``)."""
-  adapt, plan = setup.adapt, setup.plan
+  adapt, plan, train = setup.settings.adapt, setup.plan, setup.settings.train
   frames, labels = frames_lib.training_frames(trials_lib.select(setup.trials, fold.finetune),
-                                              int(setup.config.train.frame_stride))
+                                              setup.settings.frame_stride)
   # The whole fine-tune set in a batch if it is smaller than train.batch_size, rounded
   # down to a multiple of the device count (every device gets an equal share).
-  batch = min(int(setup.config.train.batch_size),
-              len(frames) // plan.num_devices * plan.num_devices)
+  batch = min(train.batch_size, len(frames) // plan.num_devices * plan.num_devices)
   if batch == 0:
     raise ValueError(f'fold {fold.id}: {len(frames)} fine-tuning frames cannot be split over '
                      f'{plan.num_devices} devices; use fewer devices or more '
                      'adapt.finetune_trials.')
-  train_config = ml_collections.ConfigDict(dict(
-      epochs=adapt.finetune_epochs, batch_size=batch,
-      learning_rate=adapt.finetune_learning_rate, momentum=setup.config.train.momentum,
-      weight_decay=setup.config.train.weight_decay, lr_boundaries=()))
+  finetune_settings = dataclasses.replace(
+      train, epochs=adapt.finetune_epochs, batch_size=batch,
+      learning_rate=adapt.finetune_learning_rate, lr_boundaries=())
   trainable = optimizer.check_trainable(states[0].params, adapt.finetune_layers)
   pretrained = [nnx.merge(graphdef, s.params, s.batch_stats) for s in states]
-  graphdef, states = _fit(setup, pretrained, frames, labels, train_config, seeds,
+  graphdef, states = _fit(setup, pretrained, frames, labels, finetune_settings, seeds,
                           name=_label(fold, seeds) + ' (finetune)', phase='finetune',
                           checkpoints=checkpoints_for('finetune', fold.id),
                           on_epoch_for=on_epoch_for, trainable=trainable)
@@ -152,11 +150,11 @@ def align(setup: RunSetup, fold: Fold,
   The source statistic comes from the fold's training trials; the estimate reads
   the whole test trials (inputs only: labels are never read).
   """
+  adapt = setup.settings.adapt
   source = alignment.coactivation([t.emg for t in trials_lib.select(setup.trials, fold.train)],
-                                  setup.adapt.align_window)
-  shift = alignment.estimate_shift(source, [t.emg for t in test_trials],
-                                   setup.adapt.align_max_shift, setup.spec.wrap_axis,
-                                   setup.adapt.align_window)
+                                  adapt.align_window)
+  shift = alignment.estimate_shift(source, [t.emg for t in test_trials], adapt.align_max_shift,
+                                   setup.spec.wrap_axis, adapt.align_window)
   shift = (int(shift[0]), int(shift[1]))
   aligned = [dataclasses.replace(t, emg=alignment.align(t.emg, shift, setup.spec.wrap_axis))
              for t in test_trials]
@@ -167,7 +165,7 @@ def adabn(setup: RunSetup, test_trials: list[Trial], graphdef: nnx.GraphDef,
           states: list) -> list:
   """``states`` with BatchNorm statistics of the unlabelled test frames (AdaBN)."""
   target = frames_lib.target_frames(test_trials)
-  return [adabn_lib.adabn_state(graphdef, s, target, int(setup.config.eval.batch_size))
+  return [adabn_lib.adabn_state(graphdef, s, target, setup.settings.eval.batch_size)
           for s in states]
 
 
@@ -177,7 +175,8 @@ def train_fold(setup: RunSetup, fold: Fold, seeds: Sequence[int], *,
   """Every phase the config asks for, on the seeds of one fold (module docstring)."""
   seeds = [int(s) for s in seeds]
   start = time.perf_counter()
-  finetunes = bool(fold.finetune) and setup.adapt.finetunes
+  adapt = setup.settings.adapt
+  finetunes = bool(fold.finetune) and adapt.finetunes
   graphdef, states, num_train_frames = train(
       setup, fold, seeds, phase='pretrain' if finetunes else 'train',
       checkpoints_for=checkpoints_for, on_epoch_for=on_epoch_for)
@@ -188,9 +187,9 @@ def train_fold(setup: RunSetup, fold: Fold, seeds: Sequence[int], *,
         setup, fold, seeds, graphdef, states, checkpoints_for=checkpoints_for,
         on_epoch_for=on_epoch_for)
   test_trials, shift = trials_lib.select(setup.trials, fold.test), None
-  if setup.adapt.aligns:
+  if adapt.aligns:
     test_trials, shift = align(setup, fold, test_trials)
-  if setup.adapt.adabn:
+  if adapt.adabn:
     states = adabn(setup, test_trials, graphdef, states)
   return Trained(graphdef=graphdef, states=states, num_params=num_params,
                  num_train_frames=num_train_frames, num_finetune_frames=num_finetune_frames,

@@ -30,7 +30,7 @@ all, so that training without augmentation stays bit-identical.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -91,44 +91,6 @@ class AugmentSettings:
         raise ValueError(
             f'{_CONFIG_GROUP}.max_shift={self.max_shift!r}: {m} {grid_shift.GRID_AXES[axis]} '
             f'is more than {limit} for a grid of {size} {grid_shift.GRID_AXES[axis]} that {how}.')
-
-
-def _pair(value: Any) -> tuple[int, int]:
-  if isinstance(value, str):
-    value = tuple(v.strip() for v in value.split(','))
-  if isinstance(value, (int, float)) and not isinstance(value, bool):
-    value = (value, value)
-  try:
-    rows, cols = value
-    return int(rows), int(cols)
-  except (TypeError, ValueError):
-    raise ValueError(f'{_CONFIG_GROUP}.max_shift={value!r}: expected (rows, columns) or one '
-                     'number for both.') from None
-
-
-def from_config(cfg, grid_shape: Sequence[int] | None = None,
-                wrap_axis: int | None = None) -> AugmentSettings:
-  """The settings of ``cfg.train.augment`` (absent group or keys: off).
-
-  Keys: ``max_shift`` ((rows, columns), one int for both, or ``'r,c'``),
-  ``gain_jitter``, ``electrode_dropout``. With ``grid_shape`` the shift is checked
-  against the grid (`AugmentSettings.check_grid`).
-  """
-  train = cfg.get('train', {}) if hasattr(cfg, 'get') else {}
-  group = train.get('augment', None) if hasattr(train, 'get') else None
-  group = group if group is not None else {}
-  known = {'max_shift', 'gain_jitter', 'electrode_dropout'}
-  unknown = sorted(set(group.keys()) - known)
-  if unknown:
-    raise ValueError(f'{_CONFIG_GROUP}: unknown key(s) {", ".join(unknown)} '
-                     f'(known: {", ".join(sorted(known))}).')
-  settings = AugmentSettings(
-      max_shift=_pair(group.get('max_shift', (0, 0))),
-      gain_jitter=group.get('gain_jitter', 0.0),
-      electrode_dropout=group.get('electrode_dropout', 0.0))
-  if grid_shape is not None:
-    settings.check_grid(grid_shape, wrap_axis)
-  return settings
 
 
 def augment_batch(x: jax.Array, key: jax.Array, settings: AugmentSettings,

@@ -86,12 +86,12 @@ class Recipe:
   trainable: tuple[str, ...] | None = None  # Top-level parameter names; None: all.
 
   @classmethod
-  def from_config(cls, train_config: Any, total_steps: int,
-                  trainable: Sequence[str] | None = None) -> Recipe:
-    """The recipe of ``train_config`` (``train.*``) over ``total_steps``."""
-    return cls(float(train_config.learning_rate), float(train_config.momentum),
-               float(train_config.weight_decay),
-               tuple(float(b) for b in train_config.lr_boundaries), int(total_steps),
+  def create(cls, settings: Any, total_steps: int,
+             trainable: Sequence[str] | None = None) -> Recipe:
+    """The recipe of ``settings`` (a `trainer.TrainSettings`) over ``total_steps``."""
+    return cls(float(settings.learning_rate), float(settings.momentum),
+               float(settings.weight_decay),
+               tuple(float(b) for b in settings.lr_boundaries), int(total_steps),
                None if trainable is None else tuple(trainable))
 
   def build(self) -> optax.GradientTransformation:

@@ -1,11 +1,15 @@
 """The epoch loop: on-device shuffling, compiled steps, progress lines.
 
 `fit` trains one model, `fit_seeds` several seeds of one model in one vmapped
-program; both run on the devices of a `parallel.Plan`.
+program; both run on the devices of a `parallel.Plan`, with the hyper-parameters
+of a `TrainSettings`. A non-finite loss stops training with `TrainingDiverged`
+before any later state is saved, so the last checkpoint is one from before the
+divergence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any, Callable, Protocol, Sequence
@@ -19,6 +23,30 @@ from hdsemg_jax.training import optimizer, parallel, state as state_lib, steps
 
 # Distinct streams derived from one seed, so shuffling never depends on initialisation.
 _SHUFFLE_STREAM = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+  """One training phase's hyper-parameters (checked by whoever builds them).
+
+  Attributes:
+    epochs: passes over the training frames.
+    batch_size: the global batch, split over the plan's devices.
+    learning_rate: the initial learning rate.
+    momentum: SGD momentum.
+    weight_decay: L2 weight decay.
+    lr_boundaries: fractions of the run at which the learning rate is divided by 10.
+  """
+  epochs: int
+  batch_size: int
+  learning_rate: float
+  momentum: float
+  weight_decay: float
+  lr_boundaries: tuple[float, ...]
+
+
+class TrainingDiverged(RuntimeError):
+  """The training loss became NaN or infinite; no state after it was saved."""
 
 
 def epoch_batches(seed: int, epoch: int, num_examples: int, batch_size: int) -> jax.Array:
@@ -60,7 +88,8 @@ def _compiled_step(plan: parallel.Plan, graphdef: nnx.GraphDef,
   return plan.compile_train_step(graphdef, recipe.build(), stacked=stacked, options=options)
 
 
-def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config: Any, seed: int,
+def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, settings: TrainSettings,
+        seed: int,
         *, name: str = 'model',
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
         checkpoints: Checkpoints | None = None, every_steps: int = 0,
@@ -68,7 +97,7 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
         plan: parallel.Plan | None = None,
         options: steps.StepOptions = steps.StepOptions(),
         ) -> tuple[nnx.GraphDef, state_lib.TrainState]:
-  """Trains ``model`` on ``frames``/``labels`` with the configured recipe; returns its state.
+  """Trains ``model`` on ``frames``/``labels`` with ``settings``; returns its state.
 
   With ``checkpoints``, training continues from the latest saved state, saves every
   ``every_steps`` steps (0: never in between) and once more at the end. The data
@@ -82,11 +111,15 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
   reports the batches run since the resume only.
 
   ``plan`` (default: one device) says how the devices share each global batch of
-  ``train_config.batch_size`` frames (`parallel.Plan`); the returned state is one
+  ``settings.batch_size`` frames (`parallel.Plan`); the returned state is one
   device's copy whatever the plan. ``options``: augmentation and compiler options of
   the train step (`steps.StepOptions`).
+
+  Raises:
+    TrainingDiverged: a step's loss is not finite (``name``, seed, epoch and step
+      named); checkpoints saved before that step are kept, none after.
   """
-  graphdef, states = _fit([model], frames, labels, train_config, [seed], stacked=False,
+  graphdef, states = _fit([model], frames, labels, settings, [seed], stacked=False,
                           name=name, on_epoch=None if on_epoch is None else [on_epoch],
                           checkpoints=checkpoints, every_steps=every_steps, trainable=trainable,
                           plan=plan, options=options)
@@ -94,7 +127,7 @@ def fit(model: nnx.Module, frames: np.ndarray, labels: np.ndarray, train_config:
 
 
 def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray,
-              train_config: Any, seeds: Sequence[int], *, name: str = 'model',
+              settings: TrainSettings, seeds: Sequence[int], *, name: str = 'model',
               on_epoch: Sequence[Callable[[int, dict[str, float]], None]] | None = None,
               checkpoints: Checkpoints | None = None, every_steps: int = 0,
               trainable: Sequence[str] | None = None,
@@ -113,12 +146,29 @@ def fit_seeds(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarr
   if len(models) != len(seeds) or not seeds:
     raise ValueError(f'fit_seeds needs one model per seed; got {len(models)} models for seeds '
                      f'{list(seeds)}.')
-  return _fit(models, frames, labels, train_config, seeds, stacked=True, name=name,
+  return _fit(models, frames, labels, settings, seeds, stacked=True, name=name,
               on_epoch=on_epoch, checkpoints=checkpoints, every_steps=every_steps,
               trainable=trainable, plan=plan, options=options)
 
 
-def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, cfg: Any,
+def _check_finite(losses: np.ndarray, first_step: int, seeds: Sequence[int], stacked: bool,
+                  name: str, steps_per_epoch: int) -> None:
+  """Raises `TrainingDiverged` at the first non-finite loss of ``losses`` (steps[, seeds])."""
+  bad = ~np.isfinite(losses)
+  if not bad.any():
+    return
+  index = np.argwhere(bad)[0]
+  step = first_step + int(index[0]) + 1  # The step whose update produced the loss.
+  seed = seeds[int(index[1])] if stacked else seeds[0]
+  epoch = (step - 1) // steps_per_epoch + 1
+  raise TrainingDiverged(
+      f'{name}: training diverged: seed {seed}, epoch {epoch}, step {step}: the loss is '
+      f'{float(losses[tuple(index)])}; lower the learning rate. Checkpoints from before this '
+      'step are kept; no row was written for it.')
+
+
+def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray,
+         cfg: TrainSettings,
          seeds: Sequence[int], *, stacked: bool, name: str,
          on_epoch: Sequence[Callable[[int, dict[str, float]], None]] | None,
          checkpoints: Checkpoints | None, every_steps: int,
@@ -131,7 +181,7 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
   num_steps = steps_per_epoch(len(frames), cfg.batch_size, name)
   plan.check_batch(cfg.batch_size, 'train.batch_size')
   total_steps = cfg.epochs * num_steps
-  recipe = optimizer.Recipe.from_config(cfg, total_steps, trainable)
+  recipe = optimizer.Recipe.create(cfg, total_steps, trainable)
   tx = recipe.build()
   created = [state_lib.create(model, tx, seed) for model, seed in zip(models, seeds)]
   graphdef = created[0][0]
@@ -164,14 +214,23 @@ def _fit(models: Sequence[nnx.Module], frames: np.ndarray, labels: np.ndarray, c
     batches = plan.put_epoch(batches)
     first = start_step - epoch * num_steps if epoch == start_step // num_steps else 0
     totals = []
+    checked = 0  # Steps of this epoch whose losses are known to be finite.
     for i in range(first, num_steps):
       state, metrics = train_step(state, frames_on_device, labels_on_device,
                                   plan.batch_at(batches, i))
       totals.append(metrics)
       step = epoch * num_steps + i + 1
       if checkpoints is not None and every_steps and step % every_steps == 0:
+        # Never save a state past a divergence: the check costs one sync per save.
+        _check_finite(parallel.stack_metrics(totals[checked:], plan)['loss'],
+                      epoch * num_steps + first + checked, seeds, stacked, name, num_steps)
+        checked = len(totals)
         checkpoints.save(plan.unreplicate(state))
-    means = {k: v.mean(axis=0) for k, v in parallel.stack_metrics(totals, plan).items()}
+    stacked_metrics = parallel.stack_metrics(totals, plan)
+    if totals:
+      _check_finite(stacked_metrics['loss'][checked:], epoch * num_steps + first + checked,
+                    seeds, stacked, name, num_steps)
+    means = {k: v.mean(axis=0) for k, v in stacked_metrics.items()}
     seconds = time.perf_counter() - start
     frames_per_second = len(totals) * cfg.batch_size * len(seeds) / seconds
     for j, seed in enumerate(seeds):
