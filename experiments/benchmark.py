@@ -31,8 +31,10 @@ import json
 import os
 from typing import Any, Sequence
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/default.py',
                                           'Experiment config file (its model is measured).')
@@ -114,7 +116,8 @@ def run(config: Any, *, batch_sizes: Sequence[int], variants: Sequence[tuple[str
 
 
 def main(argv: Sequence[str]) -> None:
-  del argv
+  if len(argv) > 1:
+    raise cli.UsageError(f'unexpected arguments: {list(argv[1:])}')
   from experiments import benchmarking
   config = _CONFIG.value
   batch_sizes = [int(b) for b in (_BATCH_SIZES.value or [config.train.batch_size])]
@@ -123,7 +126,7 @@ def main(argv: Sequence[str]) -> None:
   try:
     pairs = pair_variants(conv_impls, batchnorm_grads)
   except ValueError as e:
-    raise app.UsageError(str(e)) from e
+    raise cli.UsageError(str(e)) from e
   results = run(config, batch_sizes=batch_sizes, variants=pairs,
                 precision=_PRECISION.value, grid_shape=[int(s) for s in _GRID_SHAPE.value],
                 num_classes=_NUM_CLASSES.value, seconds=_SECONDS.value, repeats=_REPEATS.value,
@@ -141,4 +144,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

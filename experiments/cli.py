@@ -15,6 +15,7 @@ a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import signal
 import sys
@@ -39,6 +40,15 @@ def fail(message: str, code: int = USAGE_EXIT) -> NoReturn:
   sys.stderr.write(f'error: {message}\n')
   sys.stderr.flush()
   sys.exit(code)
+
+
+def _interrupted(message: str, code: int) -> NoReturn:
+  """Leaves at once: runs are kill-safe by design, and tearing JAX down in the middle of a
+  computation can crash the interpreter's exit, which would hide the message's exit code."""
+  sys.stdout.flush()
+  sys.stderr.write(f'error: {message}\n')
+  sys.stderr.flush()
+  os._exit(code)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -89,9 +99,9 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
     try:
       main(argv)
     except KeyboardInterrupt:
-      fail(f'interrupted (SIGINT): {RESUME_HINT}.', 130)
+      _interrupted(f'interrupted (SIGINT): {RESUME_HINT}.', 130)
     except _Terminated:
-      fail(f'terminated (SIGTERM): {RESUME_HINT}.', 143)
+      _interrupted(f'terminated (SIGTERM): {RESUME_HINT}.', 143)
     except OSError as e:
       fail(_describe_os_error(e), FAILED_EXIT)
     except Exception as e:  # noqa: BLE001  (every error: one line, the right exit code)

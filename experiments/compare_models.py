@@ -9,7 +9,7 @@ r"""The paper's comparison in one command: every model on every protocol, then o
 Each run (protocol x model) goes to its own sub-workdir ``<workdir>/<protocol>/<model>``
 through `hdsemg_jax.run.experiment.train_and_evaluate`, so rerunning the command
 resumes where it stopped: finished runs are skipped, partial ones continue. Then
-the combined report (`hdsemg_jax.reporting.compare.combine_runs`; rows protocol x
+the combined report (`hdsemg_jax.reporting.benchmark.combine_runs`; rows protocol x
 fold, a column per model, paired Wilcoxon tests of ``reference`` against every
 other model, costs) is printed and written to ``<workdir>/comparison.{md,csv,png}``.
 
@@ -198,7 +198,7 @@ def describe(specs: Sequence[RunSpec]) -> str:
 
 def report(config: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir: str):
   """Combines the finished runs of ``specs``; writes comparison.{md,csv,png} into ``workdir``."""
-  from hdsemg_jax.reporting import compare, results
+  from hdsemg_jax.reporting import benchmark, compare, results
 
   runs = []
   for spec in specs:
@@ -213,18 +213,18 @@ def report(config: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir:
   if reference is not None and reference not in {r.label for r in runs}:
     logging.warning('reference model %s has no finished run: no tests.', reference)
     reference = None
-  combined = compare.combine_runs(runs, str(suite.metric), reference)
+  combined = benchmark.combine_runs(runs, str(suite.metric), reference)
   synthetic = any(row.get('synthetic') for run in runs for row in run.rows)
   title = f'{config.dataset.name}: {suite.metric}' + (' (synthetic data)' if synthetic else '')
-  paths = compare.write_combined_report(combined, workdir, title)
-  return combined, compare.combined_markdown(combined, title), paths
+  paths = benchmark.write_combined_report(combined, workdir, title)
+  return combined, benchmark.combined_markdown(combined, title), paths
 
 
 def run_suite(config: ml_collections.ConfigDict, workdir: str, *,
               keep_going: bool = False) -> tuple[Any, str, dict[str, str], list[str]]:
   """Runs (or resumes) every run of the suite ``config``, then the report.
 
-  Returns the `compare.Combined`, its Markdown, the written paths and the
+  Returns the `benchmark.Combined`, its Markdown, the written paths and the
   failed runs (``'<protocol>/<model>: <error>'``; only with ``keep_going``).
   """
   from hdsemg_jax.run import experiment

@@ -38,13 +38,13 @@ _REFERENCE = flags.DEFINE_string('reference', 'all_convnet',
 
 
 def combine(run_dirs) -> None:
-  from hdsemg_jax.reporting import compare  # After flags: scipy is slow.
+  from hdsemg_jax.reporting import benchmark, compare  # After flags: scipy is slow.
   runs = [compare.load_run(d, _LABEL_KEY.value) for d in run_dirs]
-  combined = compare.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)
+  combined = benchmark.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)
   title = f'{", ".join(combined.models)}: {_METRIC.value}'
-  paths = compare.write_combined_report(combined, _OUT.value or run_dirs[0], title,
-                                        figure=_PLOTS.value)
-  print(compare.combined_markdown(combined, title))
+  paths = benchmark.write_combined_report(combined, _OUT.value or run_dirs[0], title,
+                                          figure=_PLOTS.value)
+  print(benchmark.combined_markdown(combined, title))
   print('wrote ' + ', '.join(paths.values()))
 
 

@@ -8,13 +8,16 @@ folder without it is an unfinished write.
   model = hdsemg_jax.load_model(workdir, 'S01-s1', seed=0)
   classes = model.predict(frames)             # frames (N, H, W) -> (N,) class indices
   voted = model.predict_vote(frames, 150)     # the majority class of every 150-frame window
+
+`random_model` builds an untrained network with the same interface (for speed
+measurements and tests, where what it predicts does not matter).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -28,6 +31,8 @@ from hdsemg_jax.training import state as state_lib, steps
 
 INFO_FILE = 'model.json'
 WEIGHTS_DIR = 'weights'
+# `ModelInfo.dataset` of a `random_model`: no data behind it.
+RANDOM_WEIGHTS = 'random weights'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,3 +147,34 @@ def load_model(run_dir: str, fold: str, seed: int) -> Model:
   """The final model of ``fold`` and ``seed`` of the experiment in ``run_dir``."""
   return load_model_dir(workdir.model_dir(run_dir, fold, int(seed)))
 
+
+def random_model(model_name: str, model_kwargs: Mapping[str, Any], num_classes: int,
+                 grid_shape: Sequence[int], conditioning: Conditioning, seed: int = 0,
+                 eval_batch_size: int = 1000) -> Model:
+  """An untrained network as a `Model`: parameters drawn from ``seed``, never trained.
+
+  Args:
+    model_name: ``model.name`` (a network of `hdsemg_jax.models.MODEL_KEYS`).
+    model_kwargs: its ``model.*`` keys (those the network does not read are dropped,
+      as a run's saved ``model.json`` holds only the network's own).
+    num_classes: classes of the output layer; named ``class 0``, ``class 1``, ...
+    grid_shape: ``(H, W)`` of the frames.
+    conditioning: the filter chain, mode and rate its info carries (what export and
+      the streaming decoder apply).
+    seed: parameter initialisation.
+    eval_batch_size: frames per call of `Model.predict`.
+
+  Its info's ``dataset`` is `RANDOM_WEIGHTS`, ``dataset_version`` empty and ``fold`` ``'-'``.
+  """
+  name = models.check_name(model_name)
+  grid = (int(grid_shape[0]), int(grid_shape[1]))
+  module = models.build_from_config({**model_kwargs, 'name': name}, int(num_classes), grid,
+                                    seed=int(seed))
+  graphdef, params, batch_stats = state_lib.split_model(module)
+  info = ModelInfo(
+      model=name, model_kwargs={k: model_kwargs[k] for k in models.MODEL_KEYS[name]},
+      num_classes=int(num_classes), grid_shape=grid,
+      class_names=tuple(f'class {i}' for i in range(int(num_classes))), dataset=RANDOM_WEIGHTS,
+      dataset_version='', fold='-', seed=int(seed), eval_batch_size=int(eval_batch_size),
+      conditioning=conditioning)
+  return Model(info, graphdef, params, batch_stats)

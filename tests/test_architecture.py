@@ -1,4 +1,11 @@
-"""The library's structure: no import cycle, and the orchestrator is the top of the house."""
+"""The library's structure: layers that only import downward, no cycle, the run layer on top.
+
+Every module of ``hdsemg_jax`` sits in one of `LAYERS` (the folder layout: data ->
+preprocessing -> protocols -> models -> training -> evaluation -> reporting ->
+run); an import may go to its own layer or one below, never up, and nothing
+outside ``hdsemg_jax.run`` imports the run layer, the one code that reads a
+ConfigDict. A module in no layer fails the test, so a new one is placed on purpose.
+"""
 
 import ast
 import os
@@ -46,6 +53,16 @@ def import_graph() -> dict[str, set[str]]:
   return graph
 
 
+def _imported_names(path: str) -> set[str]:
+  names = set()
+  for node in ast.walk(ast.parse(open(path).read(), path)):
+    if isinstance(node, ast.Import):
+      names.update(a.name for a in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.add(node.module)
+  return names
+
+
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
   state: dict[str, int] = {}
   stack: list[str] = []
@@ -72,6 +89,49 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
   return None
 
 
+# From the bottom up; a module belongs to the layer of the longest prefix of its name.
+LAYERS = [
+    ('foundations', ('hdsemg_jax.config', 'hdsemg_jax.provenance', 'hdsemg_jax.data',
+                     'hdsemg_jax.reporting.results')),
+    ('signals', ('hdsemg_jax.preprocessing', 'hdsemg_jax.ops', 'hdsemg_jax.protocols')),
+    ('models', ('hdsemg_jax.models',)),
+    ('training', ('hdsemg_jax.training', 'hdsemg_jax.checkpointing',
+                  'hdsemg_jax.process_setup')),
+    ('evaluation', ('hdsemg_jax.evaluation.evaluate', 'hdsemg_jax.evaluation.metrics',
+                    'hdsemg_jax.evaluation.voting', 'hdsemg_jax.evaluation.robustness',
+                    'hdsemg_jax.evaluation.cost', 'hdsemg_jax.evaluation',
+                    'hdsemg_jax.classical')),
+    ('streaming', ('hdsemg_jax.deployment.artifacts', 'hdsemg_jax.streaming',
+                   'hdsemg_jax.evaluation.online')),
+    ('results', ('hdsemg_jax.saved_model', 'hdsemg_jax.workdir', 'hdsemg_jax.reporting',
+                 'hdsemg_jax.deployment')),
+    ('run', ('hdsemg_jax.run',)),
+]
+RUN = 'hdsemg_jax.run'
+
+
+def layer_of(module: str) -> int | None:
+  if module == PACKAGE:
+    return len(LAYERS) - 2  # The package's face: hdsemg_jax.load_model.
+  matches = [(len(p), rank) for rank, (_, prefixes) in enumerate(LAYERS) for p in prefixes
+             if module == p or module.startswith(p + '.')]
+  return max(matches)[1] if matches else None
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+  """Every import that runs up the layers or into the run layer from outside it."""
+  out = []
+  for module, deps in sorted(graph.items()):
+    for dep in sorted(deps):
+      inside_run = module == RUN or module.startswith(RUN + '.')
+      if (dep == RUN or dep.startswith(RUN + '.')) and not inside_run:
+        out.append(f'{module} -> {dep}: only the run layer reads configs')
+      elif layer_of(dep) > layer_of(module):
+        out.append(f'{module} ({LAYERS[layer_of(module)][0]}) -> {dep} '
+                   f'({LAYERS[layer_of(dep)][0]}): runs up the layers')
+  return out
+
+
 def test_the_graph_sees_imports_of_every_kind():
   graph = import_graph()
   # A package-level import, a relative-free `from x import y` of a module, a lazy import.
@@ -85,6 +145,49 @@ def test_no_import_cycle_in_the_library():
   assert _cycle(import_graph()) is None
 
 
-def test_nothing_in_the_library_imports_the_orchestrator():
-  importers = sorted(m for m, deps in import_graph().items() if 'hdsemg_jax.run.experiment' in deps)
-  assert importers == []
+def test_every_module_has_a_layer():
+  assert [m for m in import_graph() if layer_of(m) is None] == []
+
+
+def test_no_import_runs_up_the_layers_or_into_the_run_layer():
+  assert violations(import_graph()) == []
+
+
+def test_the_arrows_of_the_old_layout_are_caught():
+  # Before hdsemg_jax/run/ existed: the training recipe imported the run setup, and the
+  # deployment's run-directory half the saved models and the fold table of a raw config.
+  old = {
+      'hdsemg_jax.training.recipe': {'hdsemg_jax.run.setup', 'hdsemg_jax.training.trainer'},
+      'hdsemg_jax.deployment.artifacts': {'hdsemg_jax.saved_model'},
+      'hdsemg_jax.protocols': {'hdsemg_jax.evaluation.evaluate'},
+      'hdsemg_jax.training.trainer': set(),
+  }
+  found = violations(old)
+  assert any(v.startswith('hdsemg_jax.training.recipe -> hdsemg_jax.run.setup') for v in found)
+  assert any(v.startswith('hdsemg_jax.deployment.artifacts (streaming) -> hdsemg_jax.saved_model')
+             for v in found)
+  assert any('hdsemg_jax.protocols (signals) -> hdsemg_jax.evaluation.evaluate' in v
+             for v in found)
+  assert len(found) == 3
+
+
+def test_only_the_run_layer_reads_a_config_dict():
+  # A library module may name ml_collections only to take a ConfigDict, which it must not.
+  readers = []
+  for name, path in _modules().items():
+    if name.startswith(RUN) or name == 'hdsemg_jax.config':
+      continue
+    if {'ml_collections', 'ml_collections.config_dict'} & _imported_names(path):
+      readers.append(name)
+  assert readers == []
+
+
+def test_the_experiment_module_is_orchestration_only():
+  # It runs folds and seeds and writes rows; it defines no settings, model or training step.
+  tree = ast.parse(open(_modules()['hdsemg_jax.run.experiment']).read())
+  classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+  assert classes == ['_Outputs']
+  imported = import_graph()['hdsemg_jax.run.experiment']
+  assert not any(m.startswith(('hdsemg_jax.models', 'hdsemg_jax.training.trainer',
+                               'hdsemg_jax.training.optimizer', 'hdsemg_jax.config'))
+                 for m in imported)

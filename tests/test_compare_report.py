@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hdsemg_jax.reporting import compare, results
+from hdsemg_jax.reporting import benchmark, compare, results
 
 SEEDS = (0, 1, 2)
 
@@ -63,7 +63,7 @@ def _runs():
 
 
 def test_table_cells_tests_and_one_value_for_seed_free_models():
-  c = compare.combine_runs(_runs(), 'decision_accuracy/150', reference='all_convnet')
+  c = benchmark.combine_runs(_runs(), 'decision_accuracy/150', reference='all_convnet')
   assert c.models == ['all_convnet', 'lda', 'geng_convnet']
   assert c.protocols == ['intra_session', 'inter_session']
   assert c.single == {'lda'}
@@ -76,7 +76,7 @@ def test_table_cells_tests_and_one_value_for_seed_free_models():
   # Pooled over the 9 folds both models ran: reference better in all of them.
   pooled, p_all = c.tests['all']['lda']
   assert len(pooled) == 9 and p_all == pytest.approx(2 / 2 ** 9)
-  header, body = compare.combined_cells(c)
+  header, body = benchmark.combined_cells(c)
   assert header == ['protocol', 'fold', 'all_convnet', 'lda', 'geng_convnet']
   assert body[0] == ['intra_session', '0', '82.0 ± 2.0', '81.0', '83.0 ± 2.0']
   assert body[6] == ['intra_session', '**mean ± std (folds)**', '84.5 ± 1.9', '81.0 ± 0.0',
@@ -90,7 +90,7 @@ def test_table_cells_tests_and_one_value_for_seed_free_models():
 
 
 def test_decision_accuracy_is_the_vote_for_networks_and_the_window_for_classical_models():
-  c = compare.combine_runs(_runs(), 'decision_accuracy/40', reference=None)
+  c = benchmark.combine_runs(_runs(), 'decision_accuracy/40', reference=None)
   assert c.values['intra_session']['all_convnet'][0].tolist() == pytest.approx([0.75, 0.77, 0.79])
   assert c.values['intra_session']['lda'][0].tolist() == pytest.approx([0.79])
   assert c.tests == {}
@@ -102,12 +102,12 @@ def test_decision_accuracy_is_the_vote_for_networks_and_the_window_for_classical
 
 
 def test_costs_per_model():
-  c = compare.combine_runs(_runs(), 'decision_accuracy/150')
+  c = benchmark.combine_runs(_runs(), 'decision_accuracy/150')
   assert c.costs['all_convnet'] == {
       'num_params': 1000, 'flops_per_frame': 2000, 'flops_per_decision': 150 * 2000,
       'train_seconds': 11.0, 'inference_seconds_per_frame': 2e-5}
   assert c.costs['lda']['flops_per_decision'] == 1500 and 'flops_per_frame' not in c.costs['lda']
-  header, body = compare.cost_cells(c)
+  header, body = benchmark.cost_cells(c)
   assert header[3] == 'FLOPs / decision (150 frames)'
   assert body[1] == ['lda', '30', '—', '1,500', '10.0', '20']
 
@@ -117,17 +117,17 @@ def test_mixed_split_ids_are_refused():
   for run in runs:
     for row in run.rows:
       row['split_id'] = f'split{row["fold"]}'  # One id per fold, shared by every model.
-  compare.combine_runs(runs)
+  benchmark.combine_runs(runs)
   runs[0].rows[1]['split_id'] = 'other'  # all_convnet, fold 0, seed 1.
   with pytest.raises(ValueError, match=r'all_convnet on intra_session fold 0: rows carry '
                      r'different split_id values \(other, split0\)'):
-    compare.combine_runs(runs)
+    benchmark.combine_runs(runs)
   runs[0].rows[1]['split_id'] = 'split0'
   for row in runs[1].rows:
     row['split_id'] = 'x'  # lda's fold 0 (its only seed) differs from all_convnet's.
   with pytest.raises(ValueError, match=r'intra_session fold 0: the models carry different '
                      r'split_id values \(all_convnet: split0, lda: x'):
-    compare.combine_runs(runs)
+    benchmark.combine_runs(runs)
 
 
 def test_a_pretrain_run_may_carry_its_own_split_id():
@@ -138,7 +138,7 @@ def test_a_pretrain_run_may_carry_its_own_split_id():
     row['split_id'] = f'split{row["fold"]}'
   for row in pretrain.rows:
     row['split_id'] = f'pretrain{row["fold"]}'
-  c = compare.combine_runs([*runs, pretrain])
+  c = benchmark.combine_runs([*runs, pretrain])
   assert c.models == ['all_convnet', 'geng_convnet+pretrain']
 
 
@@ -147,16 +147,16 @@ def test_models_tested_on_other_trials_or_folds_are_refused():
   runs[1].rows[0]['split'] = {'test': ['elsewhere']}
   with pytest.raises(ValueError, match='intra_session fold 0: models were tested on different '
                      'trials'):
-    compare.combine_runs(runs)
+    benchmark.combine_runs(runs)
   runs = _runs()
   runs[1] = compare.Run(path='x', label='lda', config={}, rows=runs[1].rows[:5],
                         protocol='intra_session')
   with pytest.raises(ValueError, match=r'run lda \(x\) has folds \[\] .* lacks folds \[5\]'):
-    compare.combine_runs(runs)
+    benchmark.combine_runs(runs)
   with pytest.raises(ValueError, match="reference model 'resnet' is not among"):
-    compare.combine_runs(_runs(), reference='resnet')
+    benchmark.combine_runs(_runs(), reference='resnet')
   with pytest.raises(ValueError, match='two runs of lda on intra_session'):
-    compare.combine_runs([*_runs(), _runs()[1]])
+    benchmark.combine_runs([*_runs(), _runs()[1]])
 
 
 def test_a_pretrain_run_is_its_own_column_in_its_base_protocol(tmp_path):
@@ -168,13 +168,13 @@ def test_a_pretrain_run_is_its_own_column_in_its_base_protocol(tmp_path):
                       protocol_name='intra_session_pretrain').rows:
     results.append_row(str(path), row)
   run = compare.load_run(str(path))
-  c = compare.combine_runs([_runs()[0], run])
+  c = benchmark.combine_runs([_runs()[0], run])
   assert c.models == ['all_convnet', 'geng_convnet+pretrain'] and c.protocols == ['intra_session']
 
 
 def test_written_report_has_table_csv_and_figure(tmp_path):
-  c = compare.combine_runs(_runs(), 'decision_accuracy/150')
-  paths = compare.write_combined_report(c, str(tmp_path), 'synthetic')
+  c = benchmark.combine_runs(_runs(), 'decision_accuracy/150')
+  paths = benchmark.write_combined_report(c, str(tmp_path), 'synthetic')
   assert sorted(os.path.basename(p) for p in paths.values()) == [
       'comparison.csv', 'comparison.md', 'comparison.png']
   text = open(paths['md']).read()

@@ -99,6 +99,19 @@ def test_duplicate_rows_and_missing_windows_are_named(tmp_path):
     compare.compare_runs([compare.load_run(path)])
 
 
+def test_rows_without_decision_accuracy_are_read_from_the_vote(two_runs):
+  # These rows, like a network's written before networks wrote decision_accuracy, lack it.
+  runs = [compare.load_run(d) for d in two_runs]
+  decision = compare.compare_runs(runs, 'decision_accuracy/40')
+  vote = compare.compare_runs(runs, 'vote_accuracy/40')
+  for label in vote.labels:
+    np.testing.assert_array_equal(decision.fold_means(label), vote.fold_means(label))
+  window = {'vote_accuracy': {'40': 0.5}, 'decision_accuracy': {'40': 0.7}}
+  assert results.decision_values(window) == {'40': 0.7}
+  assert results.decision_values({'vote_accuracy': {'40': 0.5}}) == {'40': 0.5}
+  assert results.decision_values({'decision_accuracy': None, 'vote_accuracy': None}) == {}
+
+
 def test_same_label_runs_are_told_apart_by_directory(tmp_path):
   a = compare.load_run(_write_run(tmp_path / 'a', 'all_convnet', _a, folds=[0]))
   b = compare.load_run(_write_run(tmp_path / 'b', 'all_convnet', _b, folds=[0]))

@@ -10,12 +10,79 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Mapping, TypedDict
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = 'results.jsonl'
 TABLE_FILE = 'results.md'
 CONFIG_FILE = 'config.json'
+
+
+class ResultRow(TypedDict, total=False):
+  """One line of ``results.jsonl``: the scores of one fold and seed and what identifies them.
+
+  `hdsemg_jax.run.experiment` writes them (a network's in ``score_seed``, a
+  classical model's in ``classical_row``, the shared fields in ``_row``). Tables
+  of windows are keyed by the window in frames as a string, as JSON has it.
+  Fields a model kind or an older version does not write are absent.
+  """
+  # What was run.
+  dataset: str
+  dataset_version: str
+  synthetic: bool
+  protocol: str
+  model: str
+  fold: Any  # The fold's id: a string (hand-made rows may use ints).
+  seed: int  # A seed-free (classical) model's row carries the first seed.
+  adapt_method: str
+  augment: dict[str, Any]
+  # Scores.
+  frame_accuracy: float
+  balanced_accuracy: float
+  vote_accuracy: dict[str, float]  # Window -> accuracy of the majority vote over its frames.
+  # Window -> accuracy of decisions from that many frames: a network's vote, a classical
+  # model's windowed features. Absent from rows of older versions: read it by `decision_values`.
+  decision_accuracy: dict[str, float]
+  decision_rule: str  # 'vote' (networks) or 'window' (classical models).
+  confusion_matrix: list[list[int]]  # Per frame: true class x predicted class.
+  seed_independent: bool  # True: seeds do not change the row (classical models).
+  shift_scores: list[dict[str, Any]]  # Scores under electrode shifts (eval.shifts).
+  online: dict[str, Any]  # Scores of the streaming decoder (eval.online).
+  # Costs.
+  num_params: int
+  flops_per_frame: float  # Networks: one forward pass.
+  flops_per_decision: dict[str, float]  # Classical models: per window.
+  train_seconds: float  # With seed_parallel: all the fold's seeds together.
+  inference_seconds_per_frame: float
+  inference_seconds_per_decision: dict[str, float]  # Classical models: per window.
+  num_train_windows: dict[str, int]  # Classical models: per window.
+  num_train_frames: int
+  num_finetune_frames: int
+  align_shift: list[int] | None  # The label-free alignment's shift of the test trials.
+  # How it ran.
+  parallel: str  # The parallel plan's mode.
+  num_devices: int
+  num_cpu_devices: int
+  seed_parallel: bool
+  # The split: trial ids per role; with subjects and sessions; a hash of both and the data.
+  split: dict[str, list[str]]
+  split_detail: dict[str, dict[str, Any]]
+  split_id: str
+  protocol_subjects: list[Any] | None
+  protocol_folds: list[Any] | None
+  provenance: dict[str, Any]  # Git state, versions, devices, config hash.
+  schema_version: int
+
+
+def decision_values(row: ResultRow) -> Mapping[str, float]:
+  """Window -> decision accuracy of ``row``; empty where it has neither table.
+
+  A row without ``decision_accuracy`` (a network's, written before networks wrote
+  it) is read from its ``vote_accuracy``: a network decides from W frames by
+  voting over them.
+  """
+  table = row.get('decision_accuracy')
+  return table if table is not None else row.get('vote_accuracy') or {}
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -36,9 +103,9 @@ def append_row(workdir: str, row: dict[str, Any]) -> None:
     os.fsync(f.fileno())
 
 
-def read_rows(path: str) -> list[dict[str, Any]]:
+def read_rows(path: str) -> list[ResultRow]:
   """Rows of a ``results.jsonl``; a malformed line is an error naming the file and line."""
-  rows = []
+  rows: list[ResultRow] = []
   with open(path) as f:
     for number, line in enumerate(f, 1):
       if not line.strip():
