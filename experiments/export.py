@@ -42,8 +42,10 @@ def main(argv: list[str]) -> None:
   if len(argv) != 2:
     raise cli.UsageError('give exactly one run directory (the experiment\'s --workdir).')
   run_dir = argv[1]
-  from hdsemg_jax.deployment import export  # After flags: JAX is slow to import.
+  from hdsemg_jax import process_setup  # After flags: JAX is slow to import.
+  from hdsemg_jax.deployment import export
   from hdsemg_jax.run import export_run
+  process_setup.quiet_library_logs()
   kwargs = {} if _ATOL.value is None else {'atol': _ATOL.value}
   if _ATOL.value is not None and _ATOL.value < 0:
     raise cli.UsageError(f'--atol must be >= 0; got {_ATOL.value}.')

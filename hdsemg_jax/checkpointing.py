@@ -13,8 +13,11 @@ the arrays that were just written.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-from typing import Any
+import sys
+from typing import Any, Iterator
 
 import jax
 import numpy as np
@@ -28,6 +31,35 @@ MAX_TO_KEEP = 2
 
 class CheckpointError(ValueError):
   """A checkpoint cannot be read or does not fit the model; the message names its path."""
+
+
+def _first_line(error: BaseException) -> str:
+  # TensorStore's errors carry its whole spec (dozens of lines); the first line says what.
+  text = str(error).strip().splitlines()[0] if str(error).strip() else ''
+  text = text.split(' See full TensorStore details')[0]
+  return f'{type(error).__name__}: {text[:300].rstrip(".")}'
+
+
+@contextlib.contextmanager
+def _reading(where: str) -> Iterator[None]:
+  """Reads a checkpoint; a failure is one `CheckpointError` naming ``where``.
+
+  A corrupt checkpoint makes Orbax leave many read coroutines failed; Python would
+  print "Exception ignored in <coroutine ...>" and a traceback for each as they are
+  collected. They are collected here, quietly: the error raised says it all.
+  """
+  try:
+    yield
+  except Exception as e:  # Orbax and TensorStore raise many types; all mean the same here.
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+      gc.collect()
+    finally:
+      sys.unraisablehook = hook
+    raise CheckpointError(f'cannot read checkpoint {where}: {_first_line(e)}. Delete that '
+                          'folder (a training checkpoint: to restart from the previous one; a '
+                          'saved model: to train it again).') from None
 
 
 def _name(entry: Any) -> str:
@@ -107,11 +139,8 @@ class TrainCheckpoints:
     if step is None:
       return None
     where = os.path.join(self.directory, str(step))
-    try:
+    with _reading(where):
       tree = self._manager.restore(step, args=ocp.args.StandardRestore(_abstract(to_tree(like))))
-    except Exception as e:  # Corrupt or foreign files: say which checkpoint to delete.
-      raise CheckpointError(f'cannot read checkpoint {where}: {type(e).__name__}: {e}. '
-                            'Delete that folder to restart from the previous one.') from e
     return from_tree(tree, like, where)
 
   def close(self) -> None:
@@ -127,8 +156,6 @@ def save_tree(directory: str, tree: dict[str, Any]) -> None:
 def load_tree(directory: str, like: dict[str, Any]) -> dict[str, Any]:
   """Reads a tree written by `save_tree` with the shapes and dtypes of ``like``."""
   directory = os.path.abspath(directory)
-  try:
+  with _reading(directory):
     with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
       return checkpointer.restore(directory, args=ocp.args.StandardRestore(_abstract(like)))
-  except Exception as e:
-    raise CheckpointError(f'cannot read checkpoint {directory}: {type(e).__name__}: {e}') from e

@@ -68,13 +68,6 @@ def check_writable(workdir: str) -> None:
     raise ConfigError(f'workdir {workdir} cannot be written: {path} {what}.')
 
 
-def make(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-  except OSError as e:
-    raise ValueError(f'workdir {workdir} cannot be created: {e}.') from None
-
-
 def check_config(workdir: str, config_dict: Mapping[str, Any], allow_config_change: bool) -> None:
   """Refuses a workdir holding a run of another config (unless allowed); records the config."""
   path = os.path.join(workdir, CONFIG_FILE)
@@ -120,7 +113,6 @@ def finished_rows(workdir: str) -> dict[tuple[str, int], dict[str, Any]]:
 
 def open_run(workdir: str, config_dict: Mapping[str, Any],
              allow_config_change: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
-  """Creates or reopens ``workdir`` for ``config_dict``; returns its finished rows."""
-  make(workdir)
+  """Reopens ``workdir`` (created by the run's lock) for ``config_dict``; its finished rows."""
   check_config(workdir, config_dict, allow_config_change)
   return finished_rows(workdir)

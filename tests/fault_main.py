@@ -78,7 +78,6 @@ def plant(point: str, count: int) -> None:
 
 if __name__ == '__main__':
   plant(*_parse(sys.argv[1]))
-  from absl import app
-  from experiments import main
+  from experiments import cli, main
   sys.argv = [sys.argv[0], *sys.argv[2:]]
-  app.run(main.main, flags_parser=main.parse_flags)
+  cli.run(main.main)

@@ -177,8 +177,8 @@ def test_altered_or_unfinished_artifacts_are_refused(stablehlo_export, tmp_path)
 
 
 def _cli(args: list[str], prelude: str = '') -> subprocess.CompletedProcess:
-  code = (f'{prelude}\nfrom absl import app\nfrom experiments import export as cli\n'
-          f'import sys\nsys.argv = {["export", *args]!r}\napp.run(cli.main)')
+  code = (f'{prelude}\nfrom experiments import cli, export\n'
+          f'import sys\nsys.argv = {["export", *args]!r}\ncli.run(export.main)')
   return subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
                         timeout=600)
 
@@ -206,6 +206,14 @@ def test_cli_exports_and_fails_loudly(run_dir, tmp_path):
                            capture_output=True, text=True, timeout=600)
   assert unknown.returncode == 1 and 'no saved model' in unknown.stderr
   assert not bad_out.exists()
+  # Without the export extras: which requirements file to install, status 2, one line.
+  missing = _cli([run_dir, f'--fold={FOLD}', f'--seed={SEED}', '--format=onnx',
+                  f'--out={bad_out}'], "import sys\nsys.modules['jax2onnx'] = None")
+  assert missing.returncode == 2, missing.stderr
+  assert missing.stderr.strip().splitlines()[-1].startswith(
+      'error: export failed: jax2onnx is not installed: exported models need the export '
+      'extras; install them with pip install -r requirements-export.txt')
+  assert 'Traceback' not in missing.stderr and not bad_out.exists()
 
 
 def test_importing_the_library_imports_no_onnx():

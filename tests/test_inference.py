@@ -29,3 +29,32 @@ def test_load_model_predicts_like_the_evaluation(tiny_data_dir, tmp_path):
   np.testing.assert_array_equal(
       model.predict_vote(frames, 5), voting.window_votes(model.predict(frames), 5, 3))
   assert model.predict_vote(frames, 5).shape == (16,)
+
+
+def test_a_corrupt_saved_model_is_one_error_naming_its_folder(tiny_data_dir, tmp_path, capfd):
+  import glob
+  import os
+
+  import pytest
+
+  from hdsemg_jax import checkpointing
+  config = tiny.get_config()
+  config.dataset.data_dir = tiny_data_dir
+  config.seeds = (0,)
+  config.protocol.folds = ('S01-s1',)
+  config.train.epochs = 1
+  experiment.train_and_evaluate(config, str(tmp_path))
+  weights = os.path.join(str(tmp_path), 'models', 'S01-s1', 'seed_0', 'weights')
+  data_files = glob.glob(os.path.join(weights, 'ocdbt.process_0', 'd', '*'))
+  assert data_files
+  for path in data_files:
+    with open(path, 'wb') as f:
+      f.write(b'\x00garbage' * 40)
+  capfd.readouterr()
+  with pytest.raises(checkpointing.CheckpointError) as failed:
+    hdsemg_jax.load_model(str(tmp_path), 'S01-s1', 0)
+  message = str(failed.value)
+  assert message.startswith(f'cannot read checkpoint {weights}: ') and '\n' not in message
+  assert 'Delete that folder' in message
+  err = capfd.readouterr().err
+  assert 'Exception ignored' not in err and 'Traceback' not in err

@@ -23,3 +23,18 @@ def test_malformed_row_names_file_and_line(tmp_path):
   path.write_text('{"fold": "A"}\n{"fold": \n')
   with pytest.raises(ValueError, match=f'{path}:2: malformed'):
     results.read_rows(str(path))
+
+
+def test_rows_of_several_configs_are_marked_in_the_run_report():
+  def row(fold, seed, config_hash):
+    return {'fold': fold, 'seed': seed, 'frame_accuracy': 0.5,
+            'provenance': {'config_hash': config_hash}}
+  same = [row('S01', 0, 'a' * 64), row('S02', 0, 'a' * 64)]
+  assert tables.mixed_config_note(same) == ''
+  assert 'different configs' not in tables.run_report(same, title='t', synthetic=False,
+                                                      metrics=('frame_accuracy',))
+  mixed = [row('S01', 0, 'a' * 64), row('S02', 0, 'b' * 64)]
+  report = tables.run_report(mixed, title='t', synthetic=False, metrics=('frame_accuracy',))
+  assert ('**Rows of 2 different configs** (the run was continued with --allow_config_change; '
+          f'compare them with care): config {"a" * 12}: S01/seed 0; config {"b" * 12}: '
+          'S02/seed 0.') in report

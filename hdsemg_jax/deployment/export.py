@@ -42,11 +42,11 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from hdsemg_jax import provenance, saved_model
+from hdsemg_jax import provenance
 from hdsemg_jax.deployment import artifacts
 from hdsemg_jax.reporting import results
 
@@ -58,6 +58,20 @@ DEFAULT_ATOL = 1e-4
 DEFAULT_MAX_PARITY_FRAMES = 2048
 ONNX_OPSET = 23
 _EXTRA_PACKAGES = ('jax2onnx', 'onnx', 'onnxruntime')
+
+
+class ExportableModel(Protocol):
+  """What an export reads of a model: an `hdsemg_jax.saved_model.Model` is one.
+
+  A protocol rather than an import, so that deployment never depends on the layer
+  that saves models (which scores them through the streaming decoder's layer).
+  """
+  info: Any  # A `saved_model.ModelInfo`: grid, classes, conditioning, fold, seed, ...
+  graphdef: Any
+  params: Any
+  batch_stats: Any
+
+  def logits_fn(self) -> Callable[[Any], Any]: ...
 
 
 class ExportError(RuntimeError):
@@ -93,7 +107,7 @@ class ExportResult:
   parity: Parity
 
 
-def artifact_function(model: saved_model.Model) -> Callable[[Any], Any]:
+def artifact_function(model: ExportableModel) -> Callable[[Any], Any]:
   """The function written into the artifact: the model's inference-mode logits.
 
   Convolutions run as `lax.conv_general_dilated` whatever ``model.conv_impl`` the
@@ -170,7 +184,7 @@ def stablehlo_bytes(logits_fn: Callable[[Any], Any], grid_shape: Sequence[int],
   return bytes(exported.serialize())
 
 
-def reference_logits(model: saved_model.Model, frames: np.ndarray) -> np.ndarray:
+def reference_logits(model: ExportableModel, frames: np.ndarray) -> np.ndarray:
   """The JAX model's logits of ``frames``: what an artifact must reproduce."""
   import jax
   return np.asarray(jax.jit(model.logits_fn())(np.asarray(frames, np.float32)))
@@ -190,7 +204,7 @@ def check_parity(reference: np.ndarray, got: np.ndarray, atol: float, source: st
 
 
 
-def describe(model: saved_model.Model, fmt: str, artifact_name: str, data: bytes, parity: Parity,
+def describe(model: ExportableModel, fmt: str, artifact_name: str, data: bytes, parity: Parity,
              source: dict[str, Any] | None = None) -> dict[str, Any]:
   """The JSON written beside an artifact."""
   info = model.info
@@ -249,7 +263,7 @@ def _publish(staging: str, out_dir: str, names: Sequence[str]) -> None:
     os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
 
 
-def export_model(model: saved_model.Model, out_dir: str, fmt: str, parity_frames: np.ndarray, *,
+def export_model(model: ExportableModel, out_dir: str, fmt: str, parity_frames: np.ndarray, *,
                  atol: float = DEFAULT_ATOL, parity_source: str = 'given frames',
                  source: dict[str, Any] | None = None,
                  platforms: Sequence[str] | None = None) -> ExportResult:
@@ -286,6 +300,8 @@ def export_model(model: saved_model.Model, out_dir: str, fmt: str, parity_frames
                                                    f'_seed{model.info.seed}')
     else:
       data = stablehlo_bytes(fn, grid_shape, platforms)
+  except ImportError:
+    raise  # An export extra is missing: its message says which requirements to install.
   except Exception as e:  # The converters raise many types; all mean the same here.
     raise ExportError(f'converting the model to {fmt} failed: {type(e).__name__}: {e}') from e
   artifact_name = ARTIFACT_BASENAME + artifacts.EXTENSIONS[fmt]

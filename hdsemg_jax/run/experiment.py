@@ -246,10 +246,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   The config is checked and resolved first (`run_setup.resolve`, on a copy): the
   resolved device values are what ``config.json`` records and what a resumed run
-  is compared against. A config the run refuses raises `settings.ConfigError`
+  is compared against. A config the run refuses raises `hdsemg_jax.config.ConfigError`
   before anything is written.
   """
-  workdir_lib.check_writable(workdir)
   return run(run_setup.resolve(config), workdir, allow_config_change=allow_config_change)
 
 

@@ -234,15 +234,15 @@ def _protocol(config: ml_collections.ConfigDict) -> protocols.ProtocolSettings:
       folds=None if p.folds is None else tuple(str(f) for f in p.folds))
 
 
-def _model(config: ml_collections.ConfigDict) -> ModelSettings:
+def _model(config: ml_collections.ConfigDict, frame_stride: int) -> ModelSettings:
   m = config.model
   name = str(m.name)
   if classical.is_classical(name):
-    stride = config.model.train_window_stride
+    stride = m.train_window_stride
     settings = _checked('model', classical.ClassicalSettings, name=name,
                         td_features=tuple(m.td_features), zc_threshold=m.zc_threshold,
                         ssc_threshold=m.ssc_threshold, C=m.C,
-                        train_window_stride=config.train.frame_stride if stride is None
+                        train_window_stride=frame_stride if stride is None
                         else _whole(stride, 'model.train_window_stride', 1))
     return ModelSettings(name=name, network_kwargs={}, classical=settings)
   if name not in models.MODEL_KEYS:
@@ -333,9 +333,10 @@ def from_config(config: ml_collections.ConfigDict) -> Settings:
   Raises:
     ConfigError: a value the run would refuse, naming its key.
   """
+  frame_stride = _whole(config.train.frame_stride, 'train.frame_stride', 1)
   settings = Settings(
-      dataset=_dataset(config), protocol=_protocol(config), model=_model(config),
-      train=_train(config), frame_stride=_whole(config.train.frame_stride, 'train.frame_stride', 1),
+      dataset=_dataset(config), protocol=_protocol(config), model=_model(config, frame_stride),
+      train=_train(config), frame_stride=frame_stride,
       augment=_augment(config), eval=_eval(config), adapt=_adaptation(config),
       checkpoint_every_steps=_whole(config.checkpoint.every_steps, 'checkpoint.every_steps', 0),
       seeds=_seeds(config.seeds), parallel=str(config.parallel),
