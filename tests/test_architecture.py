@@ -183,11 +183,15 @@ def test_only_the_run_layer_reads_a_config_dict():
 
 
 def test_the_experiment_module_is_orchestration_only():
-  # It runs folds and seeds and writes rows; it defines no settings, model or training step.
+  # It runs folds and seeds, writes rows and the report; it builds, trains and scores nothing
+  # itself (run.recipe trains, run.rows scores) and reads no config key.
   tree = ast.parse(open(_modules()['hdsemg_jax.run.experiment']).read())
   classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
   assert classes == ['_Outputs']
   imported = import_graph()['hdsemg_jax.run.experiment']
-  assert not any(m.startswith(('hdsemg_jax.models', 'hdsemg_jax.training.trainer',
-                               'hdsemg_jax.training.optimizer', 'hdsemg_jax.config'))
-                 for m in imported)
+  assert not any(m.startswith(('hdsemg_jax.models', 'hdsemg_jax.training', 'hdsemg_jax.config',
+                               'hdsemg_jax.classical', 'hdsemg_jax.saved_model',
+                               'hdsemg_jax.evaluation.evaluate', 'hdsemg_jax.evaluation.cost',
+                               'hdsemg_jax.evaluation.online', 'hdsemg_jax.run.settings'))
+                 for m in imported), imported
+  assert {'hdsemg_jax.run.recipe', 'hdsemg_jax.run.rows', 'hdsemg_jax.run.setup'} <= imported

@@ -262,3 +262,19 @@ def test_real_grid_and_mv_scaling(real, key):
   # mV, not ADC codes: every value is a whole number of LSBs below the 16-bit range.
   np.testing.assert_allclose(emg / LSB_MV, np.round(emg / LSB_MV), atol=1e-2)
   assert 0 <= emg.min() and emg.max() <= 65535 * LSB_MV
+
+
+def test_a_copy_missing_a_session_folder_is_named():
+  from tfds_builders.flexemg import flexemg_dataset_builder as builder
+  recordings = [builder.Recording(subject=s, session=session, part=part, trial=1,
+                                  path=f'{s}-{session}-{part}')
+                for s in (1, 2, 3) for session, part in ((1, 'train'), (1, 'test'), (3, 'test'))]
+  assert builder.missing_folders(recordings) == []
+  lost = [r for r in recordings if (r.subject, r.session, r.part) != (2, 3, 'test')]
+  assert builder.missing_folders(lost) == ['002-Session3Test']
+
+
+@pytest.mark.real_data
+def test_real_copy_has_every_session_folder_of_every_subject(flexemg_manual_dir):
+  from tfds_builders.flexemg import flexemg_dataset_builder as builder
+  assert builder.missing_folders(builder.find_recordings(flexemg_manual_dir)) == []

@@ -24,6 +24,7 @@ subset of its trial files can be built.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 from typing import Any
@@ -110,6 +111,20 @@ def find_recordings(root: os.PathLike | str) -> list[Recording]:
     raise _error(f'no trial files (SSS-SessionN{{Train,Test}}/SSS-TTT.mat) under {data_dir}.\n'
                  f'{_INSTRUCTIONS}')
   return recordings
+
+
+def missing_folders(recordings: list[Recording]) -> list[str]:
+  """Session folders that some subjects have and others lack (``SSS-SessionN{Train,Test}``).
+
+  The release has the same folders for every subject; a copy that lacks one would
+  silently lose the folds that need it.
+  """
+  held: dict[int, set[tuple[int, str]]] = {}
+  for r in recordings:
+    held.setdefault(r.subject, set()).add((r.session, r.part))
+  everywhere = set().union(*held.values()) if held else set()
+  return [f'{subject:03d}-Session{session}{part.capitalize()}' for subject in sorted(held)
+          for session, part in sorted(everywhere - held[subject])]
 
 
 def _load_mat(path: str) -> dict[str, Any]:
@@ -268,6 +283,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       raise _error(f'{str(e).splitlines()[0]}\n{_INSTRUCTIONS}') from None
     arraymap = read_arraymap(os.path.join(os.fspath(root), 'arraymap.mat'))
     recordings = find_recordings(root)
+    missing = missing_folders(recordings)
+    if missing:
+      # Built anyway (a pool without them can still run); a run whose folds need them is
+      # refused by name (hdsemg_jax.run.setup.check_complete).
+      logging.warning('flexemg: %s lacks the folder(s) %s, which the other subjects have: '
+                      'the copy looks incomplete, and the folds that need them cannot run.',
+                      os.path.join(os.fspath(root), 'data'), ', '.join(missing))
     found = recordings_metadata(recordings)
     self.info.metadata['recordings'] = found
     self.info.metadata['subjects'] = sorted({g['subject'] for g in found})
