@@ -119,6 +119,7 @@ def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise cli.UsageError(f'unexpected arguments: {list(argv[1:])}')
   from experiments import benchmarking
+  from hdsemg_jax.reporting import results as results_files
   config = _CONFIG.value
   batch_sizes = [int(b) for b in (_BATCH_SIZES.value or [config.train.batch_size])]
   conv_impls = _CONV_IMPL.value or [config.model.conv_impl]
@@ -137,8 +138,7 @@ def main(argv: Sequence[str]) -> None:
       json.dump(results, f, indent=1)
   others = []
   for path in _COMPARE.value:
-    with open(path) as f:
-      loaded = json.load(f)
+    loaded = results_files.read_json(path, 'a benchmark result')
     others.extend(loaded if isinstance(loaded, list) else [loaded])
   print(benchmarking.table(results + others))
 

@@ -99,16 +99,43 @@ def test_a_diverging_run_stops_with_a_named_error_and_writes_no_row(tiny_data_di
   assert all(step < error_step for step in saved), (saved, error_step)
 
 
+def test_rows_of_a_changed_config_are_marked_in_the_table(tiny_data_dir, tmp_path):
+  config = _config(tiny_data_dir)
+  config.seeds, config.train.epochs = (0,), 1
+  config.protocol.folds = ('S01-s1',)
+  experiment.train_and_evaluate(config, str(tmp_path))
+  config.protocol.folds = ('S01-s1', 'S02-s1')
+  config.train.epochs = 2
+  with pytest.raises(ConfigError, match='holds a run of another config'):
+    experiment.train_and_evaluate(config, str(tmp_path))
+  experiment.train_and_evaluate(config, str(tmp_path), allow_config_change=True)
+  table = (tmp_path / 'results.md').read_text()
+  assert '**Rows of 2 different configs**' in table
+  groups = table.split('compare them with care): ')[1].split('\n')[0].split('; ')
+  assert [g.split(': ')[1] for g in groups] == ['S01-s1/seed 0', 'S02-s1/seed 0.']
+
+
+# The command line: every listed case in a dry run; the first four also as a run.
+CLI_CASES = [
+    (['--config.train.epochs=0'], 'error: train.epochs=0: expected a whole number >= 1.', True),
+    (['--config.eval.shifts=1-0'], "error: eval.shifts: '1-0' is not a shift", True),
+    (['--config.model.name=resnet'], "error: model.name='resnet' is not known", True),
+    (['--config.seeds='], 'error: seeds', True),
+    (['--config.train.epochs=-1'], 'error: train.epochs=-1', False),
+    (['--config.train.batch_size=0'], 'error: train.batch_size=0', False),
+    (['--config.train.learning_rate=-1'], 'error: train.learning_rate=-1', False),
+    (['--config.train.frame_stride=0'], 'error: train.frame_stride=0', False),
+    (['--config.eval.vote_windows=0'], 'error: eval.vote_windows element=0', False),
+    (['--config.eval.batch_size=0'], 'error: eval.batch_size=0', False),
+    (['--config.eval.online_chunk=0'], 'error: eval.online_chunk=0', False),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('args, message', [
-    (['--config.train.epochs=0'], 'error: train.epochs=0: expected a whole number >= 1.'),
-    (['--config.eval.shifts=1-0'], "error: eval.shifts: '1-0' is not a shift"),
-    (['--config.model.name=resnet'], "error: model.name='resnet' is not known"),
-    (['--config.seeds='], 'error: seeds'),
-])
+@pytest.mark.parametrize('args, message, also_run', CLI_CASES, ids=[c[0][0] for c in CLI_CASES])
 def test_the_command_line_refuses_in_one_line_with_exit_2(tiny_data_dir, tmp_path, args,
-                                                          message):
-  for dry_run in (True, False):
+                                                          message, also_run):
+  for dry_run in (True, False)[:2 if also_run else 1]:
     workdir = tmp_path / f'run_{dry_run}'
     proc = subprocess.run(
         main_command(f'--config.dataset.data_dir={tiny_data_dir}', f'--workdir={workdir}',

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 from typing import Any, Callable, Hashable, Sequence
@@ -80,11 +79,7 @@ def load_run(path: str, label_key: str = 'model.name') -> Run:
   for p in (config_path, rows_path):
     if not os.path.isfile(p):
       raise ValueError(f'run {path}: {os.path.basename(p)} not found.')
-  with open(config_path) as f:
-    try:
-      config = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'{config_path}: malformed config ({e.msg}).') from None
+  config = results.read_json(config_path, 'the run config')
   try:
     label = config_value(config, label_key)
   except KeyError:
