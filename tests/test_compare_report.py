@@ -102,14 +102,22 @@ def test_decision_accuracy_is_the_vote_for_networks_and_the_window_for_classical
 
 
 def test_costs_per_model():
-  c = benchmark.combine_runs(_runs(), 'decision_accuracy/150')
+  runs = _runs()
+  for row in runs[0].rows:  # all_convnet on intra_session: memory and total values.
+    row.update(num_total_params=1100, peak_host_memory_bytes=512 * 2**20,
+               peak_device_memory_bytes=None)
+  c = benchmark.combine_runs(runs, 'decision_accuracy/150')
   assert c.costs['all_convnet'] == {
-      'num_params': 1000, 'flops_per_frame': 2000, 'flops_per_decision': 150 * 2000,
-      'train_seconds': 11.0, 'inference_seconds_per_frame': 2e-5}
+      'num_params': 1000, 'num_total_params': 1100, 'flops_per_frame': 2000,
+      'flops_per_decision': 150 * 2000, 'train_seconds': 11.0,
+      'inference_seconds_per_frame': 2e-5, 'peak_host_memory_bytes': 512 * 2**20}
   assert c.costs['lda']['flops_per_decision'] == 1500 and 'flops_per_frame' not in c.costs['lda']
   header, body = benchmark.cost_cells(c)
-  assert header[3] == 'FLOPs / decision (150 frames)'
-  assert body[1] == ['lda', '30', '—', '1,500', '10.0', '20']
+  assert header[4] == 'FLOPs / decision (150 frames)'
+  assert header[-2:] == ['peak host MiB', 'peak device MiB']
+  assert body[0] == ['all_convnet', '1,000', '1,100', '2,000', '300,000', '11.0', '20', '512',
+                     '—']
+  assert body[1] == ['lda', '30', '—', '—', '1,500', '10.0', '20', '—', '—']
 
 
 def test_mixed_split_ids_are_refused():

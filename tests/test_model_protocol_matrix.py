@@ -83,12 +83,16 @@ def test_model_trains_and_scores_under_protocol(tiny_data_dir, tmp_path, model, 
     _check_split(protocol, r)
     assert (r['num_finetune_frames'] > 0) == (protocol == 'intra_session_pretrain')
     assert set(r['decision_accuracy']) == {'1', '5', '150'}
+    # Costs: memory peaks of the process (the CPU reports no device memory) and sizes.
+    assert r['peak_host_memory_bytes'] > 50 * 2**20 and r['peak_device_memory_bytes'] is None
     if classical:
+      assert r['num_total_params'] == r['num_params']
       assert r['decision_accuracy']['1'] == r['frame_accuracy']
     else:
       assert r['decision_accuracy'] == r['vote_accuracy']
       built = models.build_from_config(config.model, 3, (16, 8), seed=0)
       assert r['num_params'] == models.num_params(built)
+      assert r['num_total_params'] == models.num_values(built) > r['num_params']
       assert r['flops_per_frame'] > 0
   # The seeds of a network differ: they start from different initialisations.
   if not classical:

@@ -16,6 +16,11 @@ it skips the taps that fall on 'SAME' padding (a 3x3 'SAME' convolution of a
 on a 16x8 grid 29,285,248 against 35,405,824 on CPU), and adds the elementwise
 work and the data movement of im2col-style formulations.
 
+Memory: `peak_memory` is the process's peak resident host memory so far (the
+kernel's high-water mark, so it covers every run of the process up to that
+point, data included) and, where the backend reports it (GPUs, TPUs; not the
+CPU), the largest peak of device memory in use over the local devices.
+
 Time: `seconds_per_frame` is the median over repeats of the wall time to
 predict all given frames, divided by their number, after warm-up calls (so
 compilation is excluded), with every output brought back to the host.
@@ -24,7 +29,9 @@ compilation is excluded), with every output brought back to the host.
 from __future__ import annotations
 
 import math
+import resource
 import statistics
+import sys
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -145,3 +152,22 @@ def seconds_per_frame(predict: Callable[[np.ndarray], Any], frames: np.ndarray, 
     run()
     times.append(time.perf_counter() - start)
   return statistics.median(times) / n
+
+
+def peak_memory() -> dict[str, int | None]:
+  """``{'peak_host_memory_bytes', 'peak_device_memory_bytes'}`` of this process so far.
+
+  The device figure is None where no local device reports ``peak_bytes_in_use``.
+  """
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  host = rss if sys.platform == 'darwin' else rss * 1024  # Linux reports KiB, macOS bytes.
+  peaks = []
+  for device in jax.local_devices():
+    try:
+      stats = device.memory_stats()
+    except Exception:  # noqa: BLE001  (some backends raise instead of returning None)
+      stats = None
+    if stats and 'peak_bytes_in_use' in stats:
+      peaks.append(int(stats['peak_bytes_in_use']))
+  return {'peak_host_memory_bytes': int(host),
+          'peak_device_memory_bytes': max(peaks) if peaks else None}

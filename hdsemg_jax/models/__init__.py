@@ -65,3 +65,9 @@ def build(name: str, num_classes: int, *, seed: int, **kwargs: Any) -> nnx.Modul
 def num_params(model: nnx.Module) -> int:
   """The number of trainable parameters."""
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def num_values(model: nnx.Module) -> int:
+  """Every value a saved model holds: the parameters and the BatchNorm statistics."""
+  return num_params(model) + sum(x.size for x in jax.tree.leaves(nnx.state(model,
+                                                                           nnx.BatchStat)))

@@ -31,9 +31,12 @@ from hdsemg_jax.reporting.compare import Run
 PROTOCOL_GROUPS = {'intra_session_pretrain': 'intra_session'}
 COMBINED_STEM = 'comparison'
 # Cost columns: (row key, heading); flops_per_decision is added for the metric's window.
-COSTS = (('num_params', 'parameters'), ('flops_per_frame', 'FLOPs / frame'),
+COSTS = (('num_params', 'parameters'), ('num_total_params', 'total values'),
+         ('flops_per_frame', 'FLOPs / frame'),
          ('flops_per_decision', 'FLOPs / decision'), ('train_seconds', 'train s / run'),
-         ('inference_seconds_per_frame', 'inference µs / frame'))
+         ('inference_seconds_per_frame', 'inference µs / frame'),
+         ('peak_host_memory_bytes', 'peak host MiB'),
+         ('peak_device_memory_bytes', 'peak device MiB'))
 
 
 def run_protocol(run: Run) -> str:
@@ -353,6 +356,8 @@ def _number(value: float | None, key: str) -> str:
     return f'{1e6 * value:.3g}'
   if key == 'train_seconds':
     return f'{value:.1f}'
+  if key.endswith('_memory_bytes'):
+    return f'{value / 2**20:,.0f}'
   return f'{value:,.0f}' if value >= 1000 else f'{value:.3g}'
 
 

@@ -21,8 +21,8 @@ CONFIG_FILE = 'config.json'
 class ResultRow(TypedDict, total=False):
   """One line of ``results.jsonl``: the scores of one fold and seed and what identifies them.
 
-  `hdsemg_jax.run.experiment` writes them (a network's in ``score_seed``, a
-  classical model's in ``classical_row``, the shared fields in ``_row``). Tables
+  `hdsemg_jax.run.rows` builds them (a network's in ``score_seed``, a classical
+  model's in ``classical_row``, the shared fields in ``_row``). Tables
   of windows are keyed by the window in frames as a string, as JSON has it.
   Fields a model kind or an older version does not write are absent.
   """
@@ -49,7 +49,12 @@ class ResultRow(TypedDict, total=False):
   shift_scores: list[dict[str, Any]]  # Scores under electrode shifts (eval.shifts).
   online: dict[str, Any]  # Scores of the streaming decoder (eval.online).
   # Costs.
-  num_params: int
+  num_params: int  # Trainable: a network's parameters, a classical model's coefficients.
+  num_total_params: int  # Every value the model holds (parameters and BatchNorm statistics).
+  # The process's peak resident host memory so far (an upper bound for this row), and the
+  # peak device memory in use where the backend reports it (None on the CPU).
+  peak_host_memory_bytes: int
+  peak_device_memory_bytes: int | None
   flops_per_frame: float  # Networks: one forward pass.
   flops_per_decision: dict[str, float]  # Classical models: per window.
   train_seconds: float  # With seed_parallel: all the fold's seeds together.

@@ -58,7 +58,8 @@ class Trained:
   """The outcome of training the seeds of one fold, before scoring."""
   graphdef: nnx.GraphDef
   states: list[state_lib.TrainState]
-  num_params: int
+  num_params: int  # Trainable: the parameters.
+  num_total_params: int  # The parameters and the BatchNorm statistics.
   num_train_frames: int
   num_finetune_frames: int
   train_seconds: float  # Every phase of every seed.
@@ -180,7 +181,8 @@ def train_fold(setup: RunSetup, fold: Fold, seeds: Sequence[int], *,
   graphdef, states, num_train_frames = train(
       setup, fold, seeds, phase='pretrain' if finetunes else 'train',
       checkpoints_for=checkpoints_for, on_epoch_for=on_epoch_for)
-  num_params = models.num_params(nnx.merge(graphdef, states[0].params, states[0].batch_stats))
+  model = nnx.merge(graphdef, states[0].params, states[0].batch_stats)
+  num_params, num_total_params = models.num_params(model), models.num_values(model)
   num_finetune_frames = 0
   if finetunes:
     graphdef, states, num_finetune_frames = finetune(
@@ -192,6 +194,7 @@ def train_fold(setup: RunSetup, fold: Fold, seeds: Sequence[int], *,
   if adapt.adabn:
     states = adabn(setup, test_trials, graphdef, states)
   return Trained(graphdef=graphdef, states=states, num_params=num_params,
+                 num_total_params=num_total_params,
                  num_train_frames=num_train_frames, num_finetune_frames=num_finetune_frames,
                  train_seconds=time.perf_counter() - start, test_trials=test_trials,
                  align_shift=shift)

@@ -62,6 +62,7 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
       'decision_rule': 'vote',
       'seed_independent': False,
       'num_params': trained.num_params,
+      'num_total_params': trained.num_total_params,
       'flops_per_frame': cost.model_forward_flops(model, spec.grid_shape),
       'inference_seconds_per_frame': cost.seconds_per_frame(predict, sample,
                                                             batch_size=ev.batch_size),
@@ -100,6 +101,7 @@ def classical_row(setup: RunSetup, fold: Fold) -> ResultRow:
   return _row(setup, fold, settings.seeds[0], {
       **scores,
       'seed_independent': True,
+      'num_total_params': scores['num_params'],  # Coefficients and intercepts only.
       'num_train_frames': int(sum((t.label >= 0).sum() for t in train_trials)),
       'num_finetune_frames': 0,
       'align_shift': None if shift is None else list(shift),
@@ -123,6 +125,8 @@ def _row(setup: RunSetup, fold: Fold, seed: int, fields: dict[str, Any]) -> Resu
       # As JSON has it, so that returned rows equal the rows read back.
       'augment': {**dataclasses.asdict(augment), 'max_shift': list(augment.max_shift)},
       **fields,
+      # The process's peaks so far (evaluation.cost.peak_memory): an upper bound for this row.
+      **cost.peak_memory(),
       'parallel': plan.mode,
       'num_devices': plan.num_devices,
       'num_cpu_devices': setup.devices.num_cpu_devices,
