@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import signal
 import sys
 from typing import Callable, NoReturn
@@ -34,6 +35,14 @@ class UsageError(ValueError):
 
 class _Terminated(BaseException):
   """SIGTERM, raised in the main thread so that cleanup runs as for SIGINT."""
+
+
+def command_line() -> str:
+  """This process's command as a user would type it: ``python -m <module> <arguments>``."""
+  main_module = sys.modules.get('__main__')
+  spec = getattr(main_module, '__spec__', None)
+  head = ['python', '-m', spec.name] if spec is not None and spec.name else ['python', sys.argv[0]]
+  return shlex.join([*head, *sys.argv[1:]])
 
 
 def fail(message: str, code: int = USAGE_EXIT) -> NoReturn:

@@ -196,9 +196,11 @@ def describe(specs: Sequence[RunSpec]) -> str:
   return '\n'.join(lines)
 
 
-def report(config: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir: str):
-  """Combines the finished runs of ``specs``; writes comparison.{md,csv,png} into ``workdir``."""
-  from hdsemg_jax.reporting import benchmark, compare, results
+def report(config: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir: str,
+           commands: tuple[str, ...] = ()):
+  """Combines the finished runs of ``specs``; writes comparison.{md,csv,png,json} and
+  report.html into ``workdir`` (``commands``: what made them, for the page's provenance)."""
+  from hdsemg_jax.reporting import benchmark, compare, report_page, results
 
   runs = []
   for spec in specs:
@@ -217,11 +219,12 @@ def report(config: ml_collections.ConfigDict, specs: Sequence[RunSpec], workdir:
   synthetic = any(row.get('synthetic') for run in runs for row in run.rows)
   title = f'{config.dataset.name}: {suite.metric}' + (' (synthetic data)' if synthetic else '')
   paths = benchmark.write_combined_report(combined, workdir, title)
+  paths.update(report_page.publish(combined, runs, workdir, title, commands))
   return combined, benchmark.combined_markdown(combined, title), paths
 
 
-def run_suite(config: ml_collections.ConfigDict, workdir: str, *,
-              keep_going: bool = False) -> tuple[Any, str, dict[str, str], list[str]]:
+def run_suite(config: ml_collections.ConfigDict, workdir: str, *, keep_going: bool = False,
+              commands: tuple[str, ...] = ()) -> tuple[Any, str, dict[str, str], list[str]]:
   """Runs (or resumes) every run of the suite ``config``, then the report.
 
   Returns the `benchmark.Combined`, its Markdown, the written paths and the
@@ -240,7 +243,7 @@ def run_suite(config: ml_collections.ConfigDict, workdir: str, *,
         raise
       failures.append(f'{spec.protocol}/{spec.label}: {type(e).__name__}: {e}')
       logging.error('%s / %s failed: %s', spec.protocol, spec.label, e)
-  combined, markdown, paths = report(config, specs, workdir)
+  combined, markdown, paths = report(config, specs, workdir, commands)
   return combined, markdown, paths, failures
 
 
@@ -256,7 +259,8 @@ def main(argv: list[str]) -> None:
     print(describe(plan(_CONFIG.value, _WORKDIR.value)))
     return
   _, markdown, paths, failures = run_suite(_CONFIG.value, _WORKDIR.value,
-                                           keep_going=_KEEP_GOING.value)
+                                           keep_going=_KEEP_GOING.value,
+                                           commands=(cli.command_line(),))
   print(markdown)
   print('wrote ' + ', '.join(paths.values()))
   if failures:

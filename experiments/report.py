@@ -9,7 +9,9 @@ figures into --out (default: the first run's directory).
 With --combine, runs of several protocols and models make one benchmark table
 (rows: protocol x fold, columns: models, a paired Wilcoxon test of --reference
 against each other model, costs) and comparison.md, comparison.csv and
-comparison.png (accuracy against the frames behind a decision):
+comparison.png (accuracy against the frames behind a decision), and comparison.json (the
+benchmark as one JSON document, `hdsemg_jax.reporting.document`) with report.html (one
+self-contained page to sort and filter it, offline):
 
   python -m experiments.report --combine workdirs/suite/*/* \
       --metric=decision_accuracy/150 --reference=all_convnet --out=workdirs/suite
@@ -38,12 +40,13 @@ _REFERENCE = flags.DEFINE_string('reference', 'all_convnet',
 
 
 def combine(run_dirs) -> None:
-  from hdsemg_jax.reporting import benchmark, compare  # After flags: scipy is slow.
+  from hdsemg_jax.reporting import benchmark, compare, report_page  # After flags: scipy is slow.
   runs = [compare.load_run(d, _LABEL_KEY.value) for d in run_dirs]
   combined = benchmark.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)
   title = f'{", ".join(combined.models)}: {_METRIC.value}'
-  paths = benchmark.write_combined_report(combined, _OUT.value or run_dirs[0], title,
-                                          figure=_PLOTS.value)
+  out_dir = _OUT.value or run_dirs[0]
+  paths = benchmark.write_combined_report(combined, out_dir, title, figure=_PLOTS.value)
+  paths.update(report_page.publish(combined, runs, out_dir, title, (cli.command_line(),)))
   print(benchmark.combined_markdown(combined, title))
   print('wrote ' + ', '.join(paths.values()))
 

@@ -37,7 +37,8 @@ from hdsemg_jax import checkpointing
 from hdsemg_jax import workdir as workdir_lib
 from hdsemg_jax.evaluation import robustness
 from hdsemg_jax.protocols import Fold
-from hdsemg_jax.reporting import curves, plots, results, robustness_plot, tables
+from hdsemg_jax.reporting import (benchmark, compare, curves, document, plots, results,
+                                  robustness_plot, tables)
 from hdsemg_jax.run import lock as run_lock
 from hdsemg_jax.run import recipe
 from hdsemg_jax.run import rows as rows_lib
@@ -169,6 +170,13 @@ def _write_report(setup: RunSetup, rows: Sequence[dict[str, Any]], table: str,
     robustness_plot.accuracy_vs_shift(
         robustness.mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
         f'{_title(setup)}: accuracy against electrode shift\n(mean over folds and seeds)')
+  # The run as one JSON document, in the schema of a benchmark's comparison.json.
+  run = compare.Run(path=workdir, label=setup.settings.model.name,
+                    config=setup.config.to_dict(), rows=list(rows))
+  metric = f'decision_accuracy/{max(setup.settings.eval.vote_windows)}'
+  doc = document.document(benchmark.combine_runs([run], metric, reference=None), [run],
+                          _title(setup))
+  document.write(doc, os.path.join(workdir, document.RUN_FILE))
 
 
 def _run_folds(setup: RunSetup, workdir: str,
