@@ -28,8 +28,10 @@ def main_command(*args: str, config: str = TINY_CONFIG, fault: str | None = None
   return [*head, f'--config={config}', *args]
 
 
-# Wall-clock measurements: they differ between two runs of the same config.
-TIMINGS = ('train_seconds', 'inference_seconds_per_frame')
+# Measurements of the machine (wall-clock time, the process's peak memory): they differ
+# between two runs of the same config.
+TIMINGS = ('train_seconds', 'inference_seconds_per_frame', 'peak_host_memory_bytes',
+           'peak_device_memory_bytes')
 
 
 def read_rows(workdir: Any, drop: tuple[str, ...] = TIMINGS) -> list[dict[str, Any]]:

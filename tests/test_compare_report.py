@@ -216,7 +216,13 @@ def test_report_cli_combines_protocols_and_models(tmp_path):
       cwd=repo, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert '| intra_session | 0 | 82.0 ± 2.0 | 81.0 | 83.0 ± 2.0 |' in proc.stdout
-  assert {'comparison.md', 'comparison.csv', 'comparison.png'} <= set(os.listdir(tmp_path / 'out'))
+  assert {'comparison.md', 'comparison.csv', 'comparison.png', 'comparison.json',
+          'report.html'} <= set(os.listdir(tmp_path / 'out'))
+  from hdsemg_jax.reporting import document
+  doc = results.read_json(str(tmp_path / 'out' / 'comparison.json'), 'the document')
+  document.validate(doc)
+  assert doc['provenance']['commands'][0].startswith(
+      'python -m experiments.report --combine ')
 
 
 # --- The suite driver (experiments.compare_models) ----------------------------------------------

@@ -91,11 +91,11 @@ def _last_phase(log_path) -> str:
 
 
 def _comparable(value: Any) -> Any:
-  """``value`` without timings, which differ between any two runs, and the checkout's
-  git state (the same in CI; in a working copy, a commit may land mid-test)."""
+  """``value`` without timings and memory peaks, which differ between any two runs, and
+  the checkout's git state (the same in CI; in a working copy, a commit may land mid-test)."""
   if isinstance(value, dict):
     return {k: _comparable(v) for k, v in value.items()
-            if not re.search(r'seconds|time|_at$|^git_', k)}
+            if not re.search(r'seconds|time|_at$|^git_|^peak_.*_memory_bytes$', k)}
   if isinstance(value, list):
     return [_comparable(v) for v in value]
   return value
