@@ -325,7 +325,7 @@ def test_suite_runs_networks_resumes_and_reports(tiny_data_dir, tmp_path):
   assert len(lda_rows) == 2 and all(r['seed_independent'] for r in lda_rows)
   assert '| intra_session | S01-s1 |' in markdown
   assert sorted(os.path.basename(p) for p in paths.values()) == [
-      'comparison.csv', 'comparison.md', 'comparison.png']
+      'comparison.csv', 'comparison.json', 'comparison.md', 'comparison.png', 'report.html']
   rows = results.read_rows(str(tmp_path / 'intra_session' / 'geng_convnet_pretrain' /
                                results.RESULTS_FILE))
   assert {r['protocol'] for r in rows} == {'intra_session_pretrain'} and len(rows) == 4
