@@ -34,6 +34,13 @@ def test_tiny_run_writes_config_rows_and_table(run_main, tmp_path):
   table = (workdir / 'results.md').read_text()
   assert 'Synthetic data' in table and '| S02-s1 |' in table and 'seed 1' in table
   assert '| S01-s1 |' in proc.stdout
+  # The run as one JSON document (the schema of a benchmark's comparison.json).
+  from hdsemg_jax.reporting import document
+  doc = json.loads((workdir / 'results.json').read_text())
+  document.validate(doc)
+  cell = next(c for c in doc['cells'] if c['fold'] == 'S02-s1')
+  assert cell['seeds'] == [0, 1] and cell['decision_accuracy']['5'] == [
+      r['vote_accuracy']['5'] for r in rows if r['fold'] == 'S02-s1']
   # Progress a person can read, without the libraries' INFO lines (Orbax logs per save).
   assert 'fold S01-s1 seed 0 epoch 1/2' in proc.stderr
   assert 'orbax' not in proc.stderr.lower()

@@ -174,9 +174,13 @@ def _write_report(setup: RunSetup, rows: Sequence[dict[str, Any]], table: str,
   run = compare.Run(path=workdir, label=setup.settings.model.name,
                     config=setup.config.to_dict(), rows=list(rows))
   metric = f'decision_accuracy/{max(setup.settings.eval.vote_windows)}'
-  doc = document.document(benchmark.combine_runs([run], metric, reference=None), [run],
-                          _title(setup))
-  document.write(doc, os.path.join(workdir, document.RUN_FILE))
+  try:
+    combined = benchmark.combine_runs([run], metric, reference=None)
+  except ValueError as e:  # Rows of several configs (--allow_config_change) may not combine.
+    logging.warning('%s not written: %s', document.RUN_FILE, e)
+    return
+  document.write(document.document(combined, [run], _title(setup)),
+                 os.path.join(workdir, document.RUN_FILE))
 
 
 def _run_folds(setup: RunSetup, workdir: str,
