@@ -33,10 +33,6 @@ class UsageError(ValueError):
   """A command-line mistake (flags, arguments): exit 2."""
 
 
-class _Terminated(BaseException):
-  """SIGTERM, raised in the main thread so that cleanup runs as for SIGINT."""
-
-
 def command_line() -> str:
   """This process's command as a user would type it: ``python -m <module> <arguments>``."""
   main_module = sys.modules.get('__main__')
@@ -94,9 +90,16 @@ def _describe_os_error(error: OSError) -> str:
   return f'{where}: {what}' if where else what
 
 
-def _on_sigterm(signum, frame) -> NoReturn:
-  del signum, frame
-  raise _Terminated()
+_SIGNALS = {signal.SIGINT: ('interrupted (SIGINT)', 130),
+            signal.SIGTERM: ('terminated (SIGTERM)', 143)}
+
+
+def _on_signal(signum, frame) -> NoReturn:
+  """Leaves from the handler itself: a KeyboardInterrupt raised instead can land in a
+  callback (JAX's garbage-collection hook) that swallows it, and the run goes on."""
+  del frame
+  what, code = _SIGNALS[signum]
+  _interrupted(f'{what}: {RESUME_HINT}.', code)
 
 
 def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
@@ -104,13 +107,15 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
 
   @functools.wraps(main)
   def wrapper(argv: list[str]) -> None:
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {}
+    for signum in _SIGNALS:
+      # A signal the shell set to be ignored (a background job's SIGINT) stays ignored.
+      if signal.getsignal(signum) is not signal.SIG_IGN:
+        previous[signum] = signal.signal(signum, _on_signal)
     try:
       main(argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Raised by code that ran before the handler was set.
       _interrupted(f'interrupted (SIGINT): {RESUME_HINT}.', 130)
-    except _Terminated:
-      _interrupted(f'terminated (SIGTERM): {RESUME_HINT}.', 143)
     except OSError as e:
       fail(_describe_os_error(e), FAILED_EXIT)
     except Exception as e:  # noqa: BLE001  (every error: one line, the right exit code)
@@ -120,7 +125,8 @@ def guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
         fail(str(e), FAILED_EXIT)
       raise  # A bug: the traceback is the useful message.
     finally:
-      signal.signal(signal.SIGTERM, previous)
+      for signum, handler in previous.items():
+        signal.signal(signum, handler)
   return wrapper
 
 

@@ -149,7 +149,10 @@ def test_the_command_line_refuses_in_one_line_with_exit_2(tiny_data_dir, tmp_pat
 
 
 @pytest.mark.slow
-def test_sigint_prints_one_line_saying_the_run_resumes(tiny_data_dir, tmp_path):
+@pytest.mark.parametrize('signum, code, what', [(2, 130, 'interrupted (SIGINT)'),
+                                                (15, 143, 'terminated (SIGTERM)')])
+def test_a_signal_prints_one_line_saying_the_run_resumes(tiny_data_dir, tmp_path, signum, code,
+                                                         what):
   import signal
   import time
   workdir = tmp_path / 'run'
@@ -163,10 +166,9 @@ def test_sigint_prints_one_line_saying_the_run_resumes(tiny_data_dir, tmp_path):
   while not (workdir / 'config.json').exists() and time.monotonic() < deadline:
     time.sleep(0.2)
   time.sleep(1.0)
-  proc.send_signal(signal.SIGINT)
+  proc.send_signal(signum)
   _, stderr = proc.communicate(timeout=120)
-  assert proc.returncode == 130, stderr
+  assert proc.returncode == code, stderr
   assert 'Traceback' not in stderr
   assert stderr.strip().splitlines()[-1] == (
-      'error: interrupted (SIGINT): finished folds and seeds are kept; rerun the same command '
-      'to resume.')
+      f'error: {what}: finished folds and seeds are kept; rerun the same command to resume.')
