@@ -15,9 +15,20 @@ self-contained page to sort and filter it, offline):
 
   python -m experiments.report --combine workdirs/suite/*/* \
       --metric=decision_accuracy/150 --reference=all_convnet --out=workdirs/suite
+
+Given the folder of a suite or of a run split into tasks (one that holds
+``launch.json``: `experiments.compare_models`, or `experiments.main` with
+``--executor``/``--workers``/``--fold_groups``), --combine rebuilds what that command
+writes at its end from whatever tasks have finished (rows of split runs gathered,
+the suite's comparison with its own metric and reference), e.g. while a SLURM job
+array is still running:
+
+  python -m experiments.report --combine workdirs/compare_flexemg
 """
 
 from __future__ import annotations
+
+import os
 
 from absl import flags
 
@@ -39,7 +50,31 @@ _REFERENCE = flags.DEFINE_string('reference', 'all_convnet',
                                  '(empty: no tests).')
 
 
+def rebuild(workdir: str) -> None:
+  """--combine of a launch's folder: gathers its runs, then the suite's report (if a suite)."""
+  from experiments import suite
+  from hdsemg_jax.run import launch
+  record, runs, missing = launch.gather_plan(workdir)
+  for run, pairs in missing.items():
+    if pairs:
+      print(f'{run}: {len(pairs)} (fold, seed) pair(s) not finished yet')
+  if record.get('kind') != 'suite':
+    for run in runs:
+      table = os.path.join(run.workdir, 'results.md')
+      if os.path.isfile(table):
+        print(open(table).read())
+    return
+  _, markdown, paths = suite.report(record, runs, workdir,
+                                    tuple(record.get('commands', ())) + (cli.command_line(),))
+  print(markdown)
+  print('wrote ' + ', '.join(paths.values()))
+
+
 def combine(run_dirs) -> None:
+  from hdsemg_jax.run import launch
+  if len(run_dirs) == 1 and os.path.isfile(os.path.join(run_dirs[0], launch.PLAN_FILE)):
+    rebuild(run_dirs[0])
+    return
   from hdsemg_jax.reporting import benchmark, compare, report_page  # After flags: scipy is slow.
   runs = [compare.load_run(d, _LABEL_KEY.value) for d in run_dirs]
   combined = benchmark.combine_runs(runs, _METRIC.value, _REFERENCE.value or None)

@@ -9,6 +9,12 @@ optax states) and a mismatch is an error naming the missing entry.
 Every write is synchronous: training continues only once the checkpoint is on
 disk, so a kill at any later point finds it, and the compiled step may donate
 the arrays that were just written.
+
+States are written and read as host (numpy) arrays, whatever devices they came
+from: on several processes (``jax.distributed``) every process holds the same
+replicated state, all take part in the save (Orbax's barriers), and the files
+are those of a one-process run. A finished model (`save_tree`) is written by the
+one process that calls it.
 """
 
 from __future__ import annotations
@@ -106,8 +112,19 @@ def from_tree(tree: dict[str, Any], like: Any, where: str) -> Any:
   return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def _on_host(tree: dict[str, Any]) -> dict[str, Any]:
+  # A copy of one device's replica (np.asarray of a replicated global array would need the
+  # other processes' shards).
+  def host(x: Any) -> np.ndarray:
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      x = x.addressable_data(0)
+    return np.asarray(x)
+  return jax.tree.map(host, tree)
+
+
 def _abstract(tree: dict[str, Any]) -> dict[str, Any]:
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+  # numpy targets: Orbax restores numpy arrays, placed later by the caller's plan.
+  return jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), tree)
 
 
 class TrainCheckpoints:
@@ -130,7 +147,7 @@ class TrainCheckpoints:
     step = int(state.step)
     if step in self._manager.all_steps():
       return  # Already on disk (e.g. the last interval checkpoint is also the final one).
-    self._manager.save(step, args=ocp.args.StandardSave(to_tree(state)), force=True)
+    self._manager.save(step, args=ocp.args.StandardSave(_on_host(to_tree(state))), force=True)
     self._manager.wait_until_finished()
 
   def restore(self, like: state_lib.TrainState) -> state_lib.TrainState | None:
@@ -147,15 +164,23 @@ class TrainCheckpoints:
     self._manager.close()
 
 
+def _this_process_only() -> ocp.Checkpointer:
+  """A checkpointer that waits for no other process (a model is one process's file)."""
+  alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                             active_processes={jax.process_index()})
+  return ocp.Checkpointer(ocp.StandardCheckpointHandler(multiprocessing_options=alone),
+                          multiprocessing_options=alone)
+
+
 def save_tree(directory: str, tree: dict[str, Any]) -> None:
   """Writes ``tree`` (a nested dict of arrays) to ``directory``, replacing what was there."""
-  with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
-    checkpointer.save(os.path.abspath(directory), args=ocp.args.StandardSave(tree), force=True)
+  with _this_process_only() as checkpointer:
+    checkpointer.save(os.path.abspath(directory), args=ocp.args.StandardSave(_on_host(tree)), force=True)
 
 
 def load_tree(directory: str, like: dict[str, Any]) -> dict[str, Any]:
   """Reads a tree written by `save_tree` with the shapes and dtypes of ``like``."""
   directory = os.path.abspath(directory)
   with _reading(directory):
-    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as checkpointer:
+    with _this_process_only() as checkpointer:
       return checkpointer.restore(directory, args=ocp.args.StandardRestore(_abstract(like)))

@@ -250,11 +250,11 @@ def _tiny_suite(data_dir):
 
 
 def test_suite_plan_lists_every_run():
-  from experiments import compare_models
+  from experiments import suite
   from experiments.configs import compare_models as suite_config
   config = suite_config.get_config('flexemg')
   config.train.epochs = 2
-  specs = compare_models.plan(config, '/suite')
+  specs = suite.plan(config, '/suite')
   # 3 protocols x 6 models, plus Geng's pre-training recipe on intra-session only.
   assert len(specs) == 19
   pretrain = [s for s in specs if s.label == 'geng_convnet_pretrain']
@@ -272,21 +272,21 @@ def test_suite_plan_lists_every_run():
   assert network.config.is_locked and network.config.model.name == 'all_convnet'
   loso = next(s for s in specs if s.protocol == 'leave_one_subject_out')
   assert loso.config.protocol.sessions == (1,)  # The flexemg budget's protocol override.
-  text = compare_models.describe(specs)
+  text = suite.describe(specs)
   assert text.startswith('19 runs') and '/suite/leave_one_subject_out/chance' in text
   config.suite.models = ('all_convnet', 'resnet')
   with pytest.raises(ValueError, match="config.suite.models: 'resnet' is not a model of the "
                                        'suite'):
-    compare_models.plan(config, '/suite')
+    suite.plan(config, '/suite')
   # A run's bad value fails at plan time, naming the run and the key, as main's would.
   config.suite.models = ('all_convnet', 'lda')
   config.train.epochs = 0
   with pytest.raises(ValueError, match=r'run intra_session/all_convnet: train.epochs=0'):
-    compare_models.plan(config, '/suite')
+    suite.plan(config, '/suite')
   config.train.epochs = 2
   config.suite.model_overrides = ml_collections.ConfigDict({'lda': {'model': {'Cee': 1.0}}})
   with pytest.raises(ValueError, match=r'model_overrides.lda.model.Cee is not an experiment'):
-    compare_models.plan(config, '/suite')
+    suite.plan(config, '/suite')
 
 
 @pytest.mark.slow
@@ -311,10 +311,10 @@ def test_suite_dry_run_command(tmp_path):
 
 @pytest.mark.slow
 def test_suite_runs_networks_resumes_and_reports(tiny_data_dir, tmp_path):
-  from experiments import compare_models
+  from experiments import suite as suite_lib
   suite = _tiny_suite(tiny_data_dir)
-  combined, markdown, paths, failures = compare_models.run_suite(suite, str(tmp_path))
-  assert failures == []
+  combined, markdown, paths, outcome = suite_lib.run_suite(suite, str(tmp_path))
+  assert outcome.complete
   assert combined.protocols == ['intra_session', 'leave_one_subject_out']
   assert combined.models == ['all_convnet', 'geng_convnet_pretrain', 'lda', 'chance']
   assert combined.folds['intra_session'] == ['S01-s1', 'S02-s1']
@@ -330,7 +330,7 @@ def test_suite_runs_networks_resumes_and_reports(tiny_data_dir, tmp_path):
                                results.RESULTS_FILE))
   assert {r['protocol'] for r in rows} == {'intra_session_pretrain'} and len(rows) == 4
   # A rerun resumes: every run is finished, so the same numbers come back.
-  again = compare_models.run_suite(suite, str(tmp_path))[0]
+  again = suite_lib.run_suite(suite, str(tmp_path))[0]
   for protocol in combined.protocols:
     for model, cells in combined.values[protocol].items():
       for fold, values in cells.items():

@@ -24,13 +24,13 @@ CHROMEDRIVER = os.environ.get('HDSEMG_CHROMEDRIVER', '/usr/bin/chromedriver')
 
 @pytest.fixture(scope='module')
 def suite_dir(tiny_data_dir, tmp_path_factory) -> str:
-  from experiments import compare_models
+  from experiments import suite
   from tests.test_compare_report import _tiny_suite
   workdir = str(tmp_path_factory.mktemp('tiny_suite_page'))
-  _, _, paths, failures = compare_models.run_suite(_tiny_suite(tiny_data_dir), workdir,
-                                                  commands=('python -m experiments.'
-                                                            'compare_models (tiny suite)',))
-  assert failures == []
+  _, _, paths, outcome = suite.run_suite(_tiny_suite(tiny_data_dir), workdir,
+                                         commands=('python -m experiments.compare_models '
+                                                   '(tiny suite)',))
+  assert outcome.complete
   assert os.path.basename(paths['json']) == 'comparison.json'
   assert os.path.basename(paths['html']) == 'report.html'
   return workdir

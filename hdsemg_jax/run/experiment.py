@@ -163,13 +163,18 @@ def run(setup: RunSetup, workdir: str, *,
 
 def _write_report(setup: RunSetup, rows: Sequence[dict[str, Any]], table: str,
                   workdir: str) -> None:
-  results.write_atomic(os.path.join(workdir, workdir_lib.TABLE_FILE), table)
   plots.write_plots(rows, workdir, _title(setup), class_names=setup.spec.class_names,
                     synthetic=setup.spec.synthetic, sampling_rate_hz=setup.spec.sampling_rate_hz)
   if all(r.get('shift_scores') for r in rows):
     robustness_plot.accuracy_vs_shift(
         robustness.mean_shift_scores(rows), os.path.join(workdir, SHIFT_PLOT),
         f'{_title(setup)}: accuracy against electrode shift\n(mean over folds and seeds)')
+  _write_document(setup, rows, workdir)
+  # Last: the table marks a finished run (`run.tasks.is_finished`).
+  results.write_atomic(os.path.join(workdir, workdir_lib.TABLE_FILE), table)
+
+
+def _write_document(setup: RunSetup, rows: Sequence[dict[str, Any]], workdir: str) -> None:
   # The run as one JSON document, in the schema of a benchmark's comparison.json.
   run = compare.Run(path=workdir, label=setup.settings.model.name,
                     config=setup.config.to_dict(), rows=list(rows))

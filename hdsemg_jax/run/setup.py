@@ -86,6 +86,19 @@ def check_complete(trials: Sequence[Trial], protocol: protocols.ProtocolSettings
         'protocol.subjects / protocol.sessions.')
 
 
+def fold_ids(config: ml_collections.ConfigDict) -> list[str]:
+  """The ids of the folds ``config`` runs, in order: the config checked, the data's trial
+  list read (no conditioning, no devices). What splits a run into fold groups."""
+  _, settings = check_config(config)
+  ds = settings.dataset
+  _, raw = trials_lib.load(ds.name, ds.data_dir, ds.manual_dir)
+  check_complete(raw, settings.protocol)
+  try:
+    return [f.id for f in folds_for_run(raw, settings)]
+  except ValueError as e:  # The libraries' errors name their keys.
+    raise ConfigError(str(e)) from None
+
+
 def _count_frames(trials: Sequence[Trial], ids: Sequence[str], stride: int) -> int:
   chosen = trials_lib.select(trials, ids)
   return int(sum(len(range(0, int((t.label >= 0).sum()), stride)) for t in chosen))
