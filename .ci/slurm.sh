@@ -66,7 +66,7 @@ ReturnToService=2
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2
 MinJobAge=300
-KillWait=10
+KillWait=5
 InactiveLimit=0
 JobRequeue=1
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory State=UNKNOWN

@@ -97,3 +97,19 @@ def run_main(tiny_data_dir):
                           capture_output=True, text=True, timeout=timeout,
                           env=env or cli_env())
   return run
+
+
+@pytest.fixture(scope='session')
+def serial_suite(tiny_data_dir, tmp_path_factory):
+  """The tiny scale-out suite run serially (tests/scaleout_helpers.py): its workdir."""
+  from tests import scaleout_helpers
+  workdir = tmp_path_factory.mktemp('serial_suite')
+  scaleout_helpers.run_serial_suite(tiny_data_dir, workdir)
+  return workdir
+
+
+@pytest.fixture(scope='session')
+def one_process_rows(tiny_data_dir, tmp_path_factory):
+  """The tiny run on one process of 4 CPU devices: its rows by (fold, seed)."""
+  from tests import scaleout_helpers
+  return scaleout_helpers.run_one_process(tiny_data_dir, tmp_path_factory.mktemp('one_process'))

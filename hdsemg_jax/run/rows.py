@@ -136,8 +136,16 @@ def _row(setup: RunSetup, fold: Fold, seed: int, fields: dict[str, Any]) -> Resu
       'split_id': protocols.split_id(spec.name, spec.version, fold),
       'protocol_subjects': _as_list(settings.protocol.subjects),
       'protocol_folds': _as_list(settings.protocol.folds),
-      'provenance': provenance.collect(setup.config.to_dict(), spec.name, spec.version),
+      'provenance': provenance.collect(_row_settings(setup.config), spec.name, spec.version),
   }
+
+
+def _row_settings(config: Any) -> dict[str, Any]:
+  """The config a row's numbers depend on: without ``protocol.folds``, which only says which
+  folds a run (or a task of it) covers, so a fold's row hashes alike however it was run."""
+  settings = config.to_dict()
+  settings['protocol'] = {k: v for k, v in settings['protocol'].items() if k != 'folds'}
+  return settings
 
 
 def _as_list(values: Sequence[Any] | None) -> list[Any] | None:

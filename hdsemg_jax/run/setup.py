@@ -15,6 +15,7 @@ import collections
 import dataclasses
 from typing import Sequence
 
+import jax
 import ml_collections
 
 from hdsemg_jax import config as config_lib
@@ -157,6 +158,11 @@ def resolve(config: ml_collections.ConfigDict) -> RunSetup:
   except ValueError as e:  # The libraries' errors name their keys.
     raise ConfigError(str(e)) from None
   counts = _check_batches(settings, folds, trials, plan)
+  if not settings.model.is_classical:
+    try:  # The architecture's keys against each other and the data's grid (a bad one fails here).
+      jax.eval_shape(lambda: settings.model.build(spec.num_classes, spec.grid_shape, seed=0))
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
   return RunSetup(config=config, settings=settings, devices=devices, plan=plan, spec=spec,
                   conditioning=conditioning, trials=trials,
                   raw_trials=raw if settings.eval.online else None, folds=folds,
