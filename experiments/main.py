@@ -83,7 +83,8 @@ def main(argv: list[str]) -> None:
   undone = launch_flags.report_outcome(outcome)
   if undone:
     cli.fail('unfinished:\n  ' + '\n  '.join(undone), cli.FAILED_EXIT)
-  print(open(os.path.join(_WORKDIR.value, 'results.md')).read())
+  from hdsemg_jax import workdir as workdir_lib
+  print(open(os.path.join(_WORKDIR.value, workdir_lib.TABLE_FILE)).read())
 
 
 if __name__ == '__main__':

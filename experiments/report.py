@@ -59,10 +59,11 @@ def rebuild(workdir: str) -> None:
     if pairs:
       print(f'{run}: {len(pairs)} (fold, seed) pair(s) not finished yet')
   if record.get('kind') != 'suite':
+    from hdsemg_jax import workdir as workdir_lib
     for run in runs:
-      table = os.path.join(run.workdir, 'results.md')
+      table = os.path.join(run.workdir, workdir_lib.TABLE_FILE)
       if os.path.isfile(table):
-        print(open(table).read())
+        print(f'{run.name}: {table}')
     return
   _, markdown, paths = suite.report(record, runs, workdir,
                                     tuple(record.get('commands', ())) + (cli.command_line(),))

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import re
+from typing import Mapping
 
 import jax
 
@@ -56,6 +57,22 @@ def multi_host_env() -> bool:
   return any(int(env.get(k, '1') or 1) > 1 for k in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE'))
 
 
+def partial_slurm_environment(env: Mapping[str, str]) -> str | None:
+  """Why ``env`` is a SLURM job's but not one of its ``srun`` tasks' (None: it is fine).
+
+  A shell inside ``salloc`` or a batch script has ``SLURM_NTASKS`` but not the step's
+  variables; JAX would look for a coordinator there and fail obscurely.
+  """
+  ntasks = int(env.get('SLURM_NTASKS', '1') or 1)
+  if ntasks > 1 and not env.get('JAX_COORDINATOR_ADDRESS') and not env.get(
+      'SLURM_STEP_NODELIST'):
+    return (f'SLURM_NTASKS={ntasks} says this is one of {ntasks} processes, but '
+            'SLURM_STEP_NODELIST is not set: the program was not started by srun. Start it '
+            'with srun (srun python -m experiments.main ...), or unset the SLURM_* variables '
+            'for a one-process run.')
+  return None
+
+
 def initialize_distributed() -> bool:
   """`jax.distributed.initialize` when `multi_host_env`; returns whether it did.
 
@@ -66,6 +83,9 @@ def initialize_distributed() -> bool:
   if jax.distributed.is_initialized():
     return True
   env = os.environ
+  partial = partial_slurm_environment(env)
+  if partial:
+    raise ValueError(partial)
   kwargs = {}
   for key, name in (('num_processes', 'JAX_NUM_PROCESSES'), ('process_id', 'JAX_PROCESS_ID')):
     if env.get(name):

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -80,6 +81,13 @@ def test_a_job_array_gives_the_serial_table_even_when_two_tasks_are_cancelled(
     assert log and 'resumed from checkpoint at step' in open(log[0]).read(), v
   assert suite_table(tmp_path) == suite_table(serial_suite)
   assert suite_rows(tmp_path) == suite_rows(serial_suite)  # No pair twice, none missing.
+  # experiments.report --combine rebuilds the suite's report from launch.json.
+  os.remove(tmp_path / 'comparison.md')
+  rebuilt = subprocess.run([sys.executable, '-m', 'experiments.report', '--combine',
+                            str(tmp_path)], cwd=ROOT, env=cli_env(), capture_output=True,
+                           text=True, timeout=300)
+  assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+  assert suite_table(tmp_path) == suite_table(serial_suite)
 
 
 def _sbatch_two_processes(tiny_data_dir, workdir) -> str:

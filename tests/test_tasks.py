@@ -1,6 +1,7 @@
 """Runs as tasks (hdsemg_jax.run.tasks, .launch, .executors) on this machine: fold groups,
-gathering, the local worker pool, the rebuild from launch.json, and one run over two
-processes with an explicit coordinator. The SLURM half is tests/test_slurm.py."""
+gathering, the local worker pool (experiments.main --workers), the rebuild from launch.json,
+and one run over two processes with an explicit coordinator. The SLURM half (the suite as
+a job array, srun) is tests/test_slurm.py."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import pytest
 from hdsemg_jax.config import ConfigError
 from hdsemg_jax.run import executors, launch, tasks
 from tests.cli_helpers import ROOT, cli_env, main_command, read_rows
-from tests.scaleout_helpers import (NOT_COMPARED, RUN_ARGS, by_pair, free_port, suite_command,
-                                    suite_rows, suite_table)
+from tests.scaleout_helpers import NOT_COMPARED, RUN_ARGS, by_pair, free_port
 
 
 
@@ -61,6 +61,15 @@ def test_pool_workers_get_one_gpu_each_and_share_memory_when_packed():
   assert executors.visible_gpus({'CUDA_VISIBLE_DEVICES': ''}) == []
 
 
+def test_a_partial_slurm_environment_is_refused_with_what_to_do():
+  from hdsemg_jax import process_setup
+  why = process_setup.partial_slurm_environment({'SLURM_JOB_ID': '7', 'SLURM_NTASKS': '2'})
+  assert 'SLURM_NTASKS=2' in why and 'srun' in why
+  for fine in ({'SLURM_NTASKS': '1'}, {}, {'SLURM_NTASKS': '2', 'SLURM_STEP_NODELIST': 'vm'},
+               {'SLURM_NTASKS': '2', 'JAX_COORDINATOR_ADDRESS': '127.0.0.1:1234'}):
+    assert process_setup.partial_slurm_environment(fine) is None
+
+
 def test_a_split_run_has_one_task_per_group_each_with_its_folds(tiny_data_dir, tmp_path):
   config = _tiny_config(tiny_data_dir)
   whole = tasks.split(config, str(tmp_path), 'run', fold_groups=1)
@@ -103,25 +112,6 @@ def test_a_run_split_into_fold_groups_gathers_into_the_rows_of_the_whole_run(tin
 
 
 @pytest.mark.slow
-def test_a_pool_of_two_workers_gives_the_serial_table_and_report_rebuilds_it(
-    tiny_data_dir, serial_suite, tmp_path):
-  done = subprocess.run(suite_command(f'--config.dataset.data_dir={tiny_data_dir}',
-                                      f'--workdir={tmp_path}', '--workers=2', '--fold_groups=2'),
-                        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
-  assert done.returncode == 0, done.stderr[-3000:]
-  assert suite_table(tmp_path) == suite_table(serial_suite)
-  assert suite_rows(tmp_path) == suite_rows(serial_suite)
-  assert len(os.listdir(tmp_path / 'logs')) == 2 * 4  # A log and a task file per task.
-  # experiments.report --combine rebuilds the suite's report from launch.json.
-  os.remove(tmp_path / 'comparison.md')
-  rebuilt = subprocess.run([sys.executable, '-m', 'experiments.report', '--combine',
-                            str(tmp_path)], cwd=ROOT, env=cli_env(), capture_output=True,
-                           text=True, timeout=300)
-  assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
-  assert suite_table(tmp_path) == suite_table(serial_suite)
-
-
-@pytest.mark.slow
 def test_two_processes_with_a_localhost_coordinator_give_the_one_process_rows(
     tiny_data_dir, one_process_rows, tmp_path):
   port = free_port()
@@ -138,3 +128,21 @@ def test_two_processes_with_a_localhost_coordinator_give_the_one_process_rows(
   # Both processes saved every checkpoint together; process 0 alone wrote rows and models.
   assert sorted(os.listdir(tmp_path / 'checkpoints' / 'S01-s1')) == ['seed_0', 'seed_1']
   assert len(read_rows(tmp_path)) == 2
+
+
+@pytest.mark.slow
+def test_experiments_main_on_two_workers_in_fold_groups_writes_the_whole_runs_report(
+    run_main, tmp_path):
+  whole, split = tmp_path / 'whole', tmp_path / 'split'
+  assert run_main(workdir=whole).returncode == 0
+  done = run_main('--workers=2', '--fold_groups=2', workdir=split)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert sorted(os.listdir(split / 'tasks')) == ['folds-1of2', 'folds-2of2']
+  assert (split / 'results.md').read_text() == (whole / 'results.md').read_text()
+  assert by_pair(read_rows(split, NOT_COMPARED)) == by_pair(read_rows(whole, NOT_COMPARED))
+  # The report rebuilds from launch.json (here: the gathered run's own report).
+  os.remove(split / 'results.md')
+  rebuilt = subprocess.run([sys.executable, '-m', 'experiments.report', '--combine', str(split)],
+                           cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+  assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+  assert (split / 'results.md').read_text() == (whole / 'results.md').read_text()

@@ -30,7 +30,6 @@ from hdsemg_jax import workdir as workdir_lib
 from hdsemg_jax.config import ConfigError
 from hdsemg_jax.reporting import results
 from hdsemg_jax.run import lock as run_lock
-from hdsemg_jax.run import setup as run_setup
 
 TASKS_DIR = 'tasks'
 
@@ -78,6 +77,7 @@ def split(config: ml_collections.ConfigDict, workdir: str, name: str,
   Grouping reads the dataset's trial list to know the folds (a function of the
   config and the data, like the folds themselves).
   """
+  from hdsemg_jax.run import setup as run_setup  # Reads data: not at import (see launch_flags).
   base = config.to_dict()
   if fold_groups == 1:
     return [Task(name=name, workdir=workdir, config=base)]
@@ -119,6 +119,7 @@ def gather(config: ml_collections.ConfigDict, workdir: str, tasks: Sequence[Task
   is the run's) has nothing to gather.
   """
   from hdsemg_jax.run import experiment
+  from hdsemg_jax.run import setup as run_setup
   if all(os.path.abspath(t.workdir) == os.path.abspath(workdir) for t in tasks):
     return [] if all(is_finished(t) for t in tasks) else [f'{t.name}: unfinished' for t in tasks]
   setup = run_setup.resolve(config)
