@@ -1,7 +1,7 @@
 """Kill-safety: a run SIGKILLed at random moments, rerun each time, ends with the same rows.
 
 tests/test_resume.py kills at chosen points (after a checkpoint, while scoring, after
-a row); this test kills wherever the clock says, 20 times, rerunning on the same
+a row); this test kills wherever the clock says, 12 times, rerunning on the same
 workdir after each kill, so the kills also land in checkpoint restores, in the
 middle of an orbax save, between a row and the next pair, and in whatever else a
 run does that no fault point names.
@@ -22,7 +22,7 @@ import pytest
 from hdsemg_jax.run import lock as run_lock
 from tests.cli_helpers import ROOT, cli_env, main_command
 
-KILLS = 20
+KILLS = 12
 # One fold, two seeds of 14 steps each, a checkpoint every 2 steps: most kills that
 # land in training find a checkpoint to resume from and lose at most one step.
 ARGS = ('--config.protocol.subjects=1', '--config.seeds=0,1', '--config.train.epochs=2',
