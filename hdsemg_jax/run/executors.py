@@ -272,13 +272,12 @@ def wait_for_jobs(job_ids: set[str], poll_seconds: float = 2.0) -> None:
 
 def main(argv: Sequence[str]) -> int:
   """A pool worker: ``python -m hdsemg_jax.run.executors TASK_FILE`` runs the pickled task."""
-  from hdsemg_jax.run import tasks as tasks_module
   if len(argv) != 2:
     print('usage: python -m hdsemg_jax.run.executors TASK_FILE', file=sys.stderr)
     return 2
   with open(argv[1], 'rb') as f:
     task = pickle.load(f)
-  tasks_module.run_task(task)
+  tasks_lib.run_task(task)
   return 0
 
 

@@ -118,8 +118,7 @@ def launch(runs: Sequence[Run], workdir: str, settings: LaunchSettings,
   if failures and not settings.keep_going:
     raise TasksFailed(f'{len(failures)} task(s) failed (rerun the command to resume them):\n  '
                       + '\n  '.join(failures))
-  missing = {r.name: tasks_lib.gather(r.config, r.workdir, split[r.name]) for r in runs}
-  return Outcome(all_tasks, failures, missing, job_id)
+  return Outcome(all_tasks, failures, _gather_runs(runs, split), job_id)
 
 
 def _on_slurm(pending: Sequence[Task], workdir: str,
@@ -175,5 +174,9 @@ def read_plan(workdir: str) -> tuple[dict[str, Any], list[Run], dict[str, list[T
 def gather_plan(workdir: str) -> tuple[dict[str, Any], list[Run], dict[str, list[str]]]:
   """Gathers every run of ``workdir``'s launch from whatever tasks have finished."""
   record, runs, split = read_plan(workdir)
-  missing = {r.name: tasks_lib.gather(r.config, r.workdir, split[r.name]) for r in runs}
-  return record, runs, missing
+  return record, runs, _gather_runs(runs, split)
+
+
+def _gather_runs(runs: Sequence[Run], split: Mapping[str, list[Task]]) -> dict[str, list[str]]:
+  """`tasks.gather` of every run: per run, what is still missing."""
+  return {r.name: tasks_lib.gather(r.config, r.workdir, split[r.name]) for r in runs}
