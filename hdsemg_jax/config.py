@@ -78,6 +78,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.train.momentum = 0.9
   config.train.weight_decay = 1e-4
   config.train.lr_boundaries = (16 / 28, 24 / 28)  # Fractions of the run; lr /= 10 at each.
+  # 'step': the drops at lr_boundaries (the authors'); 'cosine': cosine decay to 0. Either is
+  # placed on the run's actual steps (hdsemg_jax.training.optimizer).
+  config.train.lr_schedule = 'step'
   config.train.frame_stride = 3  # Train on every n-th usable frame; evaluation scores all.
   # Augmentation of every training batch on the device (hdsemg_jax.training.augment); off by
   # default. max_shift: (rows, columns) in whole electrodes, circular along the axis that wraps

@@ -16,7 +16,6 @@ import jax  # noqa: E402
 
 jax.config.update('jax_num_cpu_devices', int(sys.argv[1]))
 
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.configs import tiny  # noqa: E402
@@ -56,8 +55,8 @@ def _data():
 
 
 def _config(epochs=2):
-  return ml_collections.ConfigDict(dict(epochs=epochs, batch_size=32, learning_rate=0.1,
-                                        momentum=0.9, weight_decay=1e-4, lr_boundaries=(0.5,)))
+  return trainer.TrainSettings(epochs=epochs, batch_size=32, learning_rate=0.1,
+                                        momentum=0.9, weight_decay=1e-4, lr_boundaries=(0.5,))
 
 
 def _model(seed):

@@ -111,8 +111,8 @@ def test_finetuning_only_the_head_leaves_other_parameters():
   labels = rng.integers(0, 3, 16).astype(np.int32)
   model = _tiny_model()
   before = jax.tree.map(np.array, nnx.state(model, nnx.Param))
-  cfg = ml_collections.ConfigDict(dict(epochs=1, batch_size=8, learning_rate=0.1, momentum=0.9,
-                                       weight_decay=1e-4, lr_boundaries=()))
+  cfg = trainer.TrainSettings(epochs=1, batch_size=8, learning_rate=0.1, momentum=0.9,
+                                       weight_decay=1e-4, lr_boundaries=())
   names = optimizer.check_trainable(before, ('head',))
   _, state = trainer.fit(model, frames, labels, cfg, 0, trainable=names)
   after = jax.tree.map(np.array, state.params)

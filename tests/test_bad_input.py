@@ -22,6 +22,8 @@ BAD = [
     ('train.batch_size=0', 'train.batch_size=0', ('train', 'batch_size', 0)),
     ('train.learning_rate=-1', 'train.learning_rate=-1', ('train', 'learning_rate', -1.0)),
     ('train.frame_stride=0', 'train.frame_stride=0', ('train', 'frame_stride', 0)),
+    ('train.lr_schedule=linear', "train.lr_schedule='linear' is not known (known: step, cosine)",
+     ('train', 'lr_schedule', 'linear')),
     ('eval.vote_windows=0', 'eval.vote_windows element=0', ('eval', 'vote_windows', (0,))),
     ('eval.batch_size=0', 'eval.batch_size=0', ('eval', 'batch_size', 0)),
     ('eval.online_chunk=0', 'eval.online_chunk=0', ('eval', 'online_chunk', 0)),

@@ -1,7 +1,6 @@
 """The optimizer recipe and the compiled train step."""
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 
@@ -30,6 +29,30 @@ def test_learning_rate_drops_tenfold_at_boundaries():
       [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
+def test_cosine_schedule_spans_the_run_it_is_given():
+  # A cut budget gets the whole decay, not the start of a longer run's.
+  for total in (10, 1000):
+    schedule = optimizer.learning_rate_schedule(0.1, (0.5,), total_steps=total, kind='cosine')
+    assert float(schedule(0)) == pytest.approx(0.1)
+    assert float(schedule(total // 2)) == pytest.approx(0.05, rel=1e-3)
+    assert float(schedule(total)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_schedule_reaches_the_optimizer():
+  step = optimizer.Recipe(0.1, 0.0, 0.0, (0.5,), 100).build()
+  cosine = optimizer.Recipe(0.1, 0.0, 0.0, (0.5,), 100, lr_schedule='cosine').build()
+  params = {'w': jax.numpy.ones(())}
+  grads = {'w': jax.numpy.ones(())}
+
+  def update_at(tx, step_index):
+    state = tx.init(params)
+    for _ in range(step_index + 1):
+      updates, state = tx.update(grads, state, params)
+    return float(updates['w'])
+  assert update_at(step, 75) == pytest.approx(-0.01)
+  assert update_at(cosine, 75) == pytest.approx(-0.1 * 0.5 * (1 + np.cos(np.pi * 0.75)), rel=1e-4)
+
+
 def test_train_step_lowers_the_loss_on_a_tiny_batch():
   _, state, _, _, losses = train_on_separable_batch(_tiny_model())
   assert losses[-1] < 0.5 * losses[0]
@@ -45,8 +68,8 @@ def test_epoch_order_is_a_function_of_seed_and_epoch():
 
 
 def test_batch_larger_than_data_is_a_named_error():
-  cfg = ml_collections.ConfigDict(dict(epochs=1, batch_size=64, learning_rate=0.1, momentum=0.9,
-                                       weight_decay=0.0, lr_boundaries=()))
+  cfg = trainer.TrainSettings(epochs=1, batch_size=64, learning_rate=0.1, momentum=0.9,
+                                       weight_decay=0.0, lr_boundaries=())
   with pytest.raises(ValueError, match='train.batch_size=64'):
     trainer.fit(_tiny_model(), np.zeros((10, 6, 4), np.float32), np.zeros(10, np.int32), cfg, 0)
 
@@ -95,8 +118,8 @@ def test_training_resumed_mid_epoch_equals_training_straight_through():
   rng = np.random.default_rng(0)
   frames = rng.normal(size=(40, 4, 4)).astype(np.float32)
   labels = rng.integers(0, 3, 40).astype(np.int32)
-  cfg = ml_collections.ConfigDict(dict(epochs=2, batch_size=8, learning_rate=0.1, momentum=0.9,
-                                       weight_decay=1e-4, lr_boundaries=(0.5,)))
+  cfg = trainer.TrainSettings(epochs=2, batch_size=8, learning_rate=0.1, momentum=0.9,
+                                       weight_decay=1e-4, lr_boundaries=(0.5,))
   _, straight = trainer.fit(_tiny_model(), frames, labels, cfg, 0)
   # 5 steps per epoch; a checkpoint every 3 steps; killed right after the one of step 3,
   # inside the first epoch, then resumed from it.

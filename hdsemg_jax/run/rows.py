@@ -77,13 +77,19 @@ def score_seed(setup: RunSetup, fold: Fold, seed: int, trained: recipe.Trained, 
 
 def online_scores(setup: RunSetup, fold: Fold, trained: recipe.Trained,
                   state: Any) -> dict[str, Any]:
-  """The fold's unfiltered test trials replayed through the streaming decoder (eval.online)."""
-  ev = setup.settings.eval
+  """The fold's unfiltered test trials replayed through the streaming decoder (eval.online).
+
+  Where the dataset has a 'rest' class, false activations during rest are counted too.
+  """
+  ev, spec = setup.settings.eval, setup.spec
   predict = steps.make_predict(trained.graphdef)
+  names = [name.lower() for name in spec.class_names]
   return online.online_scores(
       lambda x: predict(state.params, state.batch_stats, x),
       trials_lib.select(setup.raw_trials, fold.test), setup.conditioning, ev.vote_windows,
-      ev.online_chunk, setup.spec.num_classes)
+      ev.online_chunk, spec.num_classes,
+      rest_class=names.index('rest') if 'rest' in names else None,
+      sampling_rate_hz=spec.sampling_rate_hz)
 
 
 def classical_row(setup: RunSetup, fold: Fold) -> ResultRow:

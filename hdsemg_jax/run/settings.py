@@ -27,7 +27,7 @@ from hdsemg_jax import classical, models, protocols
 from hdsemg_jax.config import ConfigError
 from hdsemg_jax.evaluation import robustness
 from hdsemg_jax.preprocessing import filters
-from hdsemg_jax.training import augment, trainer
+from hdsemg_jax.training import augment, optimizer, trainer
 
 # Adaptation to the target of a fold (config.adapt.method).
 ADAPT_METHODS = ('none', 'adabn', 'finetune', 'align', 'align+adabn')
@@ -260,7 +260,15 @@ def _train(config: ml_collections.ConfigDict) -> trainer.TrainSettings:
       learning_rate=_number(t.learning_rate, 'train.learning_rate', minimum=0, strict=True),
       momentum=_number(t.momentum, 'train.momentum', minimum=0, below=1),
       weight_decay=_number(t.weight_decay, 'train.weight_decay', minimum=0),
-      lr_boundaries=_boundaries(t.lr_boundaries))
+      lr_boundaries=_boundaries(t.lr_boundaries),
+      lr_schedule=_checked('train.lr_schedule', _lr_schedule, t.lr_schedule))
+
+
+def _lr_schedule(kind: str) -> str:
+  if kind not in optimizer.LR_SCHEDULES:
+    raise ValueError(f'train.lr_schedule={kind!r} is not known (known: '
+                     f'{", ".join(optimizer.LR_SCHEDULES)}).')
+  return str(kind)
 
 
 def _augment(config: ml_collections.ConfigDict) -> augment.AugmentSettings:

@@ -36,6 +36,8 @@ class TrainSettings:
     momentum: SGD momentum.
     weight_decay: L2 weight decay.
     lr_boundaries: fractions of the run at which the learning rate is divided by 10.
+    lr_schedule: ``step`` (the drops at ``lr_boundaries``) or ``cosine``
+      (`optimizer.LR_SCHEDULES`).
   """
   epochs: int
   batch_size: int
@@ -43,6 +45,7 @@ class TrainSettings:
   momentum: float
   weight_decay: float
   lr_boundaries: tuple[float, ...]
+  lr_schedule: str = 'step'
 
 
 class TrainingDiverged(RuntimeError):
