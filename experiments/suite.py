@@ -40,6 +40,25 @@ SUITE_MODELS = {
 }
 
 
+VARIANT_SEPARATOR = '@'
+
+
+def suite_model(label: str) -> SuiteModel:
+  """The suite model of ``label``: a name of `SUITE_MODELS`, or ``<name>@<variant>``.
+
+  A variant (e.g. ``all_convnet@cosine``) is its base model with the label's own
+  ``suite.model_overrides[label]``, so one suite can hold one model at several
+  settings (a training budget, a schedule) as columns of one table.
+  """
+  from hdsemg_jax.config import ConfigError
+  base = label.split(VARIANT_SEPARATOR, 1)[0]
+  if base not in SUITE_MODELS or label.endswith(VARIANT_SEPARATOR):
+    raise ConfigError(f'config.suite.models: {label!r} is not a model of the suite (known: '
+                      f'{", ".join(SUITE_MODELS)}, or <model>{VARIANT_SEPARATOR}<variant> with '
+                      f'its keys in config.suite.model_overrides).')
+  return SUITE_MODELS[base]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
   """One run of the suite: a model on a protocol, in its own sub-workdir."""
@@ -110,9 +129,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str) -> list[RunSpec]:
       raise ConfigError(f'config.suite.protocols: {p!r} is not a protocol (known: '
                         f'{", ".join(protocols_lib.PROTOCOLS)}).')
   for m in suite.models:
-    if m not in SUITE_MODELS:
-      raise ConfigError(f'config.suite.models: {m!r} is not a model of the suite (known: '
-                        f'{", ".join(SUITE_MODELS)}).')
+    suite_model(m)
   for group, known in (('protocol_overrides', suite.protocols), ('model_overrides',
                                                                  suite.models)):
     for name in suite[group]:
@@ -122,7 +139,7 @@ def plan(config: ml_collections.ConfigDict, workdir: str) -> list[RunSpec]:
   specs = []
   for protocol in suite.protocols:
     for label in suite.models:
-      model = SUITE_MODELS[label]
+      model = suite_model(label)
       if model.runs_as is not None and protocol not in model.runs_as:
         continue
       run = ml_collections.ConfigDict(base.to_dict())
