@@ -70,6 +70,16 @@ def default_config() -> ml_collections.ConfigDict:
   config.model.ssc_threshold = 0.02
   config.model.C = 1.0
   config.model.train_window_stride = config_dict.placeholder(int)
+  # Per-fold model selection of the classical baselines (hdsemg_jax.classical.selection): each
+  # decision window's features, zc/ssc threshold and regularisation (LDA's shrinkage, 'auto' =
+  # Ledoit-Wolf; C of logreg and linear_svm) chosen by inner cross-validation over whole
+  # training trials, never the test trials. inner_folds=0 uses the fixed keys above instead.
+  config.model.selection = ml_collections.ConfigDict()
+  config.model.selection.inner_folds = 3
+  config.model.selection.td_feature_sets = ('log_rms', 'mav,wl,zc,ssc', 'mav,wl,zc,ssc,log_rms')
+  config.model.selection.thresholds = (0.0, 0.02, 0.1)
+  config.model.selection.shrinkages = ('auto', '0.01', '0.1', '0.5')
+  config.model.selection.Cs = (0.01, 0.1, 1.0, 10.0)
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 6

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hdsemg_jax import classical, protocols
+from hdsemg_jax import config as config_lib
 from hdsemg_jax.classical import models
 from hdsemg_jax.data import trials as trials_lib
 from hdsemg_jax.data.trials import Trial
@@ -37,10 +38,18 @@ def _trials(seed: int, counts=(1, 1, 1)) -> list[Trial]:
   return out
 
 
+def _selection(inner_folds=0, **kw):
+  """The config's default grid, with ``inner_folds`` (0: the fixed settings) and ``kw``."""
+  grid = config_lib.default_config().model.selection
+  values = dict(td_feature_sets=tuple(grid.td_feature_sets), thresholds=tuple(grid.thresholds),
+                shrinkages=tuple(grid.shrinkages), Cs=tuple(grid.Cs))
+  return classical.SelectionSettings(inner_folds=inner_folds, **{**values, **kw})
+
+
 def _settings(name, stride=1, **kw):
   """The settings a run resolves from the config's defaults, with ``kw`` changed."""
   values = dict(td_features=('mav', 'wl', 'zc', 'ssc', 'log_rms'), zc_threshold=0.02,
-                ssc_threshold=0.02, C=1.0, train_window_stride=stride)
+                ssc_threshold=0.02, C=1.0, train_window_stride=stride, selection=_selection())
   return classical.ClassicalSettings(name=name, **{**values, **kw})
 
 
@@ -55,7 +64,8 @@ def test_linear_models_learn_and_are_deterministic(name):
   result = classical.fit_and_score(train, test, NUM_CLASSES, config, WINDOWS)
   assert set(result) == SCORE_KEYS | {
       'decision_accuracy', 'decision_rule', 'num_params', 'flops_per_decision', 'train_seconds',
-      'inference_seconds_per_frame', 'inference_seconds_per_decision', 'num_train_windows'}
+      'inference_seconds_per_frame', 'inference_seconds_per_decision', 'num_train_windows',
+      'selection'}
   json.dumps(result)  # A results row must be JSON.
   assert result['decision_rule'] == 'window'
   assert set(result['decision_accuracy']) == set(result['vote_accuracy']) == {'1', '5', '20'}

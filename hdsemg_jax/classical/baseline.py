@@ -21,11 +21,16 @@ at usable frames, never across a label change), every
 ``settings.train_window_stride``-th of each trial. ``chance`` predicts the most frequent label among all usable
 training frames (ties: the smallest class) and computes no features.
 
-Settings (`ClassicalSettings`, from the config's ``model.*`` keys): ``td_features``
-(names of `classical.features.FEATURES`), ``zc_threshold`` and ``ssc_threshold``
-(fractions of the training signal's RMS, see `classical.features`), ``C``
-(inverse L2 strength of ``logreg`` and ``linear_svm``; ``lda`` estimates its
-shrinkage). Seeds never change a result.
+Settings (`ClassicalSettings`, from the config's ``model.*`` keys): with
+``model.selection.inner_folds >= 2`` (the default), every window size's features,
+threshold and regularisation are selected by inner cross-validation over the
+training trials (`classical.selection`), and ``selection`` in the result says
+what was chosen and its inner score. With ``inner_folds = 0`` the fixed
+settings are used: ``td_features`` (names of `classical.features.FEATURES`),
+``zc_threshold`` and ``ssc_threshold`` (fractions of the training signal's RMS,
+see `classical.features`), ``C`` (inverse L2 strength of ``logreg`` and
+``linear_svm``; ``lda`` estimates its shrinkage, Ledoit-Wolf). Seeds never change
+a result.
 
 Costs: ``num_params`` counts one window size's fitted coefficients and
 intercepts (every window size's model has the same size);
@@ -48,7 +53,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hdsemg_jax.classical import decisions, features, models
+from hdsemg_jax.classical import decisions, features, models, selection as selection_lib
 from hdsemg_jax.classical.models import CHANCE
 from hdsemg_jax.data.trials import Trial
 from hdsemg_jax.evaluation import evaluate
@@ -66,6 +71,7 @@ class ClassicalSettings:
     zc_threshold, ssc_threshold: fractions of the training signal's RMS.
     C: inverse L2 strength (``logreg``, ``linear_svm``).
     train_window_stride: every n-th training window of each trial.
+    selection: the inner cross-validation that replaces the four above where on.
   """
   name: str
   td_features: tuple[str, ...]
@@ -73,8 +79,11 @@ class ClassicalSettings:
   ssc_threshold: float
   C: float
   train_window_stride: int
+  selection: selection_lib.SelectionSettings
 
   def __post_init__(self):
+    if not isinstance(self.selection, selection_lib.SelectionSettings):
+      raise TypeError('selection must be a classical.selection.SelectionSettings.')
     models.build(self.name, self.C)  # An unknown name or a bad C fails here.
     object.__setattr__(self, 'td_features', features.check_features(self.td_features))
     for key in ('zc_threshold', 'ssc_threshold'):
@@ -89,18 +98,30 @@ class ClassicalSettings:
 
 
 class _Extractor:
-  """Features of the windows of trials, with one fold's settings."""
+  """Features of the windows of trials, with one window size's settings."""
 
-  def __init__(self, settings: ClassicalSettings, train_trials: Sequence[Trial]):
-    self.names = settings.td_features
-    self.zc = float(settings.zc_threshold)
-    self.ssc = float(settings.ssc_threshold)
-    self.scale = features.signal_scale(train_trials)
+  def __init__(self, names: Sequence[str], zc: float, ssc: float, scale: float):
+    self.names = tuple(names)
+    self.zc, self.ssc, self.scale = float(zc), float(ssc), scale
 
   def __call__(self, trial: Trial, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return features.window_features(trial.emg, trial.label >= 0, starts, stops, self.names,
                                     zc_threshold=self.zc, ssc_threshold=self.ssc,
                                     scale=self.scale)
+
+
+def _setting(settings: ClassicalSettings, train_trials: Sequence[Trial], window: int,
+             scale: float) -> tuple[_Extractor, Any, dict[str, Any] | None]:
+  """The features and unfitted model of ``window``-frame decisions, and what selection chose."""
+  if not settings.selection.enabled:
+    return (_Extractor(settings.td_features, settings.zc_threshold, settings.ssc_threshold,
+                       scale), models.build(settings.name, settings.C), None)
+  chosen, score, folds = selection_lib.select(settings.name, train_trials, window,
+                                          settings.selection, settings.train_window_stride, scale)
+  threshold = 0.0 if chosen.threshold is None else chosen.threshold
+  return (_Extractor(chosen.td_features, threshold, threshold, scale),
+          chosen.build(settings.name), {**chosen.describe(settings.name), 'inner_score': score,
+                                         'inner_folds': folds})
 
 
 def _training_set(extract: _Extractor, trials: Sequence[Trial], window: int,
@@ -132,7 +153,9 @@ def fit_and_score(train_trials: Sequence[Trial], test_trials: Sequence[Trial], n
   ({str(w): accuracy}), ``decision_rule`` (``'window'``), ``num_params``,
   ``flops_per_decision`` ({str(w): operations}), ``train_seconds``,
   ``inference_seconds_per_frame``, ``inference_seconds_per_decision``
-  ({str(w): seconds}) and ``num_train_windows`` ({str(w): count}).
+  ({str(w): seconds}), ``num_train_windows`` ({str(w): count}) and ``selection``
+  (None, or ``{'inner_folds', 'candidates', 'windows': {str(w): the chosen setting
+  and its 'inner_score'}}``, window 1 included).
   """
   name = settings.name
   windows = [int(w) for w in windows]
@@ -153,29 +176,33 @@ def fit_and_score(train_trials: Sequence[Trial], test_trials: Sequence[Trial], n
       start = time.perf_counter()
       decided[w] = [np.full(s.shape, majority, np.int32) for s, _ in test_windows[w]]
       infer_seconds[w] = time.perf_counter() - start
-    fitted_params, flops = 0, {str(w): 0 for w in windows}
+    fitted_params, flops, chosen = 0, {str(w): 0 for w in windows}, None
     num_train_windows = {str(w): int(sum(int(np.sum(t.label >= 0)) for t in train_trials))
                          for w in windows}
   else:
-    extract = _Extractor(settings, train_trials)
-    fitted = {}
-    num_train_windows = {}
+    scale = features.signal_scale(train_trials)
+    extract, fitted, selected, num_train_windows = {}, {}, {}, {}
     for w in fit_windows:
-      x, y = _training_set(extract, train_trials, w, settings.train_window_stride)
-      fitted[w] = models.build(name, settings.C).fit(x, y)
+      extract[w], model, selected[w] = _setting(settings, train_trials, w, scale)
+      x, y = _training_set(extract[w], train_trials, w, settings.train_window_stride)
+      fitted[w] = model.fit(x, y)
       num_train_windows[str(w)] = int(len(y))
     train_seconds = time.perf_counter() - start
     for w in fit_windows:
       start = time.perf_counter()
-      decided[w] = [fitted[w].predict(extract(t, s, e)).astype(np.int32) if s.size else
+      decided[w] = [fitted[w].predict(extract[w](t, s, e)).astype(np.int32) if s.size else
                     np.zeros(0, np.int32) for t, (s, e) in zip(test_trials, test_windows[w])]
       infer_seconds[w] = time.perf_counter() - start
     num_channels = int(np.prod(train_trials[0].emg.shape[1:]))
-    num_features = len(extract.names) * num_channels
     fitted_params = max(models.num_params(m) for m in fitted.values())
-    flops = {str(w): features.flops_per_window(extract.names, num_channels, w)
-             + models.flops_per_decision(fitted[w], num_features) for w in windows}
+    flops = {str(w): features.flops_per_window(extract[w].names, num_channels, w)
+             + models.flops_per_decision(fitted[w], len(extract[w].names) * num_channels)
+             for w in windows}
     num_train_windows = {str(w): num_train_windows[str(w)] for w in windows}
+    chosen = None if not settings.selection.enabled else {
+        'inner_folds': settings.selection.inner_folds,  # As configured; each window: as used.
+        'candidates': len(selection_lib.candidates(name, settings.selection)),
+        'windows': {str(w): selected[w] for w in fit_windows}}
 
   # Per-frame predictions: the one-frame windows are the usable frames, in order.
   per_frame = []
@@ -199,4 +226,5 @@ def fit_and_score(train_trials: Sequence[Trial], test_trials: Sequence[Trial], n
       'inference_seconds_per_frame': infer_seconds[1] / num_frames if num_frames else float('nan'),
       'inference_seconds_per_decision': per_decision,
       'num_train_windows': num_train_windows,
+      'selection': chosen,
   }

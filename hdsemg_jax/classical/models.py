@@ -4,10 +4,11 @@ Every model is deterministic: closed-form or deterministic solvers, and the one
 solver with a random state (liblinear's, for ``linear_svm``) has it fixed, so
 seeds never change a fitted model.
 
-* ``lda``: linear discriminant analysis, least-squares solver with Ledoit-Wolf
-  shrinkage of the shared covariance (stable with hundreds of correlated
-  features; the shrinkage standardises internally, and LDA's decisions are
-  invariant to feature scaling, so no scaler);
+* ``lda``: linear discriminant analysis, least-squares solver with shrinkage of
+  the shared covariance (stable with hundreds of correlated features): Ledoit-Wolf
+  (``'auto'``, the default) or a fixed amount in [0, 1]; the shrinkage
+  standardises internally, and LDA's decisions are invariant to feature scaling,
+  so no scaler;
 * ``logreg``: multinomial logistic regression (L2, inverse strength ``C``,
   L-BFGS) on standardised features;
 * ``linear_svm``: one-vs-rest linear SVM (squared hinge, L2, ``C``; liblinear's
@@ -25,10 +26,24 @@ from sklearn import discriminant_analysis, dummy, linear_model, pipeline, prepro
 CHANCE = 'chance'
 
 
-def _lda(C: float) -> pipeline.Pipeline:
-  del C  # Shrinkage is estimated from the data (Ledoit-Wolf).
-  return pipeline.make_pipeline(
-      discriminant_analysis.LinearDiscriminantAnalysis(solver='lsqr', shrinkage='auto'))
+def parse_shrinkage(value: str, key: str = 'shrinkage') -> str | float:
+  """LDA's shrinkage from text: ``'auto'`` (Ledoit-Wolf) or a number in [0, 1]."""
+  text = str(value).strip()
+  if text == 'auto':
+    return text
+  try:
+    number = float(text)
+  except ValueError:
+    number = float('nan')
+  if not 0.0 <= number <= 1.0:
+    raise ValueError(f"{key}: {value!r} is not 'auto' or a number in [0, 1].")
+  return number
+
+
+def _lda(C: float, shrinkage: str = 'auto') -> pipeline.Pipeline:
+  del C  # LDA is regularised by its shrinkage.
+  return pipeline.make_pipeline(discriminant_analysis.LinearDiscriminantAnalysis(
+      solver='lsqr', shrinkage=parse_shrinkage(shrinkage)))
 
 
 def _logreg(C: float) -> pipeline.Pipeline:
@@ -57,13 +72,19 @@ def is_classical(name: str) -> bool:
   return name in MODELS
 
 
-def build(name: str, C: float = 1.0) -> pipeline.Pipeline:
-  """The unfitted pipeline of ``name``; an unknown name is an error naming the known ones."""
+def build(name: str, C: float = 1.0, shrinkage: str = 'auto') -> pipeline.Pipeline:
+  """The unfitted pipeline of ``name``; an unknown name is an error naming the known ones.
+
+  ``C`` regularises ``logreg`` and ``linear_svm``, ``shrinkage`` (text: ``'auto'`` or
+  a number in [0, 1]) ``lda``.
+  """
   if name not in MODELS:
     raise ValueError(f'model.name={name!r} is not a classical model (known: '
                      f'{", ".join(MODELS)}).')
   if not float(C) > 0:
     raise ValueError(f'model.C must be positive; got {C}.')
+  if name == 'lda':
+    return _lda(float(C), shrinkage)
   return MODELS[name](float(C))
 
 

@@ -239,7 +239,12 @@ def _model(config: ml_collections.ConfigDict, frame_stride: int) -> ModelSetting
   name = str(m.name)
   if classical.is_classical(name):
     stride = m.train_window_stride
-    settings = _checked('model', classical.ClassicalSettings, name=name,
+    sel = m.selection
+    selection = _checked('model.selection', classical.SelectionSettings,
+                         inner_folds=sel.inner_folds, td_feature_sets=tuple(sel.td_feature_sets),
+                         thresholds=tuple(sel.thresholds), shrinkages=tuple(sel.shrinkages),
+                         Cs=tuple(sel.Cs))
+    settings = _checked('model', classical.ClassicalSettings, name=name, selection=selection,
                         td_features=tuple(m.td_features), zc_threshold=m.zc_threshold,
                         ssc_threshold=m.ssc_threshold, C=m.C,
                         train_window_stride=frame_stride if stride is None

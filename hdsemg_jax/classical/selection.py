@@ -1,0 +1,209 @@
+"""Per-fold model selection of a classical baseline by inner cross-validation over training trials.
+
+A fixed feature set and regularisation flatters or hurts a baseline fold by fold,
+so with ``model.selection.inner_folds >= 2`` each decision window's model is
+chosen on the fold's training trials only:
+
+* Inner folds are whole trials, never frames, so the windows of one trial never
+  straddle inner training and validation (`inner_folds`). Trials are grouped by
+  (subject, session, part, gesture); within a group, in trial order, the n-th
+  trial goes to inner fold ``n mod k``: every inner fold holds a share of every
+  group (every gesture of one-gesture trials, every session and subject of
+  whole-timeline trials).
+* Candidates (`candidates`): every feature set of ``td_feature_sets``; for a set
+  with ``zc`` or ``ssc``, every threshold of ``thresholds`` (both thresholds
+  take the value); and every regularisation: LDA's shrinkage (``'auto'``:
+  Ledoit-Wolf, or a fixed value in [0, 1]) or the inverse L2 strength ``C`` of
+  ``logreg`` and ``linear_svm``.
+* Score: the pooled accuracy of the decided windows (`classical.decisions`, the
+  windows a test fold is scored on) of every inner validation fold, each fitted
+  on the other inner folds' training windows. The best candidate wins; ties go to
+  the first in grid order (feature sets, thresholds, then regularisation, as
+  configured), so the selection is deterministic.
+
+Features are scaled by the outer fold's training signal (`features.signal_scale`
+of all training trials: inputs of the training data only). The test trials are
+not an argument of anything here.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from hdsemg_jax.classical import decisions, features, models
+from hdsemg_jax.data.trials import Trial
+
+THRESHOLD_FEATURES = ('zc', 'ssc')
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionSettings:
+  """``model.selection.*``: the inner folds and the grid; checked on creation.
+
+  Attributes:
+    inner_folds: inner folds over the training trials; 0 turns selection off
+      (the fixed ``model.td_features``, thresholds and ``C`` are used).
+    td_feature_sets: candidate feature sets, each names of `features.FEATURES`.
+    thresholds: candidate zc/ssc thresholds (fractions of the training RMS).
+    shrinkages: LDA's candidates: ``'auto'`` or a number in [0, 1] (as text).
+    Cs: ``logreg``'s and ``linear_svm``'s candidate inverse L2 strengths.
+  """
+  inner_folds: int
+  td_feature_sets: tuple[tuple[str, ...], ...]
+  thresholds: tuple[float, ...]
+  shrinkages: tuple[str, ...]
+  Cs: tuple[float, ...]
+
+  def __post_init__(self):
+    if isinstance(self.inner_folds, bool) or not isinstance(self.inner_folds, int) or (
+        self.inner_folds < 0 or self.inner_folds == 1):
+      raise ValueError(f'model.selection.inner_folds={self.inner_folds!r}: expected 0 (no '
+                       'selection) or a whole number >= 2.')
+    sets = tuple(features.check_features(s.split(',') if isinstance(s, str) else s)
+                 for s in self.td_feature_sets)
+    if not sets:
+      raise ValueError('model.selection.td_feature_sets: give at least one feature set, e.g. '
+                       "'log_rms'.")
+    object.__setattr__(self, 'td_feature_sets', sets)
+    for key in ('thresholds', 'Cs'):
+      values = tuple(getattr(self, key))
+      minimum_ok = (lambda v: v >= 0) if key == 'thresholds' else (lambda v: v > 0)
+      if not values or not all(not isinstance(v, bool) and isinstance(v, (int, float))
+                               and math.isfinite(v) and minimum_ok(v) for v in values):
+        raise ValueError(f'model.selection.{key}={values!r}: expected one or more finite '
+                         f'numbers {">= 0" if key == "thresholds" else "> 0"}.')
+      object.__setattr__(self, key, tuple(float(v) for v in values))
+    shrinkages = tuple(str(v) for v in self.shrinkages)
+    if not shrinkages:
+      raise ValueError("model.selection.shrinkages: give at least one, e.g. 'auto'.")
+    for value in shrinkages:
+      models.parse_shrinkage(value, 'model.selection.shrinkages')
+    object.__setattr__(self, 'shrinkages', shrinkages)
+
+  @property
+  def enabled(self) -> bool:
+    return self.inner_folds >= 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  """One setting of a classical model: features, their threshold, and regularisation."""
+  td_features: tuple[str, ...]
+  threshold: float | None  # zc's and ssc's; None when the set has neither.
+  regularisation: str | float  # LDA: a shrinkage ('auto' or a number); else C.
+
+  def describe(self, name: str) -> dict[str, Any]:
+    """The candidate as a results row records it."""
+    key = 'shrinkage' if name == 'lda' else 'C'
+    return {'td_features': list(self.td_features), 'threshold': self.threshold,
+            key: self.regularisation}
+
+  def build(self, name: str):
+    """The unfitted scikit-learn pipeline."""
+    if name == 'lda':
+      return models.build(name, shrinkage=str(self.regularisation))
+    return models.build(name, float(self.regularisation))
+
+
+def candidates(name: str, settings: SelectionSettings) -> list[Candidate]:
+  """The grid of ``name`` (a classical model other than chance), in selection order."""
+  regularisation = settings.shrinkages if name == 'lda' else settings.Cs
+  out = []
+  for names in settings.td_feature_sets:
+    thresholds = (settings.thresholds if set(names) & set(THRESHOLD_FEATURES) else (None,))
+    out.extend(Candidate(names, t, r) for t in thresholds for r in regularisation)
+  return out
+
+
+def inner_folds(trials: Sequence[Trial], k: int) -> list[int]:
+  """The inner fold (0..k-1) of each trial: n-th of its group in trial order -> n mod k."""
+  groups: dict[tuple[Any, ...], list[int]] = collections.defaultdict(list)
+  for i, t in enumerate(trials):
+    groups[(t.subject, t.session, t.part, t.gesture)].append(i)
+  fold = [0] * len(trials)
+  for members in groups.values():
+    for rank, i in enumerate(sorted(members, key=lambda j: (trials[j].trial, j))):
+      fold[i] = rank % k
+  return fold
+
+
+class _Features:
+  """Every candidate's features of one window size, computed once per threshold and trial."""
+
+  def __init__(self, trials: Sequence[Trial], window: int, stride: int, scale: float,
+               thresholds: Sequence[float | None]):
+    names = tuple(n for n in features.FEATURES if n != 'rms')
+    self.names = names
+    self.channels = int(np.prod(trials[0].emg.shape[1:]))
+    self.train: dict[float | None, list[tuple[np.ndarray, np.ndarray]]] = {}
+    self.valid: dict[float | None, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for threshold in thresholds:
+      t_value = 0.0 if threshold is None else threshold
+      train, valid = [], []
+      for trial in trials:
+        usable = trial.label >= 0
+        for store, (starts, stops) in ((train, decisions.training_windows(trial.label, window,
+                                                                          stride)),
+                                       (valid, decisions.windows(trial.label, window))):
+          x = (features.window_features(trial.emg, usable, starts, stops, names,
+                                        zc_threshold=t_value, ssc_threshold=t_value, scale=scale)
+               if starts.size else np.zeros((0, len(names) * self.channels), np.float32))
+          store.append((x, decisions.window_labels(trial.label, starts)))
+      self.train[threshold], self.valid[threshold] = train, valid
+
+  def columns(self, names: Sequence[str]) -> np.ndarray:
+    """The columns of ``names`` in the full matrices (feature-major, as `window_features`)."""
+    return np.concatenate([np.arange(self.channels) + self.names.index(n) * self.channels
+                           for n in names])
+
+  def pooled(self, which: str, candidate: Candidate, members: Sequence[int]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    store = (self.train if which == 'train' else self.valid)[candidate.threshold]
+    cols = self.columns(candidate.td_features)
+    xs = [store[i][0][:, cols] for i in members]
+    ys = [store[i][1] for i in members]
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def select(name: str, train_trials: Sequence[Trial], window: int, settings: SelectionSettings,
+           stride: int, scale: float) -> tuple[Candidate, float, int]:
+  """The best candidate of ``name`` for ``window``-frame decisions, its inner score, and k.
+
+  Raises:
+    ValueError: fewer than two inner folds hold trials (too few training trials).
+  """
+  k = settings.inner_folds
+  fold_of = inner_folds(train_trials, k)
+  used = sorted(set(fold_of))
+  if len(used) < 2:
+    raise ValueError(f'model.selection.inner_folds={k}: the fold\'s {len(train_trials)} training '
+                     'trial(s) fill fewer than 2 inner folds; selection needs trials to hold '
+                     'out (set model.selection.inner_folds=0 to use the fixed settings).')
+  grid = candidates(name, settings)
+  table = _Features(train_trials, window, stride, scale,
+                    sorted({c.threshold for c in grid}, key=lambda t: (t is not None, t or 0)))
+  best, best_score = grid[0], -1.0
+  for candidate in grid:
+    correct = total = 0
+    for f in used:
+      fit_on = [i for i, g in enumerate(fold_of) if g != f]
+      held = [i for i, g in enumerate(fold_of) if g == f]
+      x, y = table.pooled('train', candidate, fit_on)
+      xv, yv = table.pooled('valid', candidate, held)
+      if not len(y) or not len(yv):
+        continue
+      if len(np.unique(y)) < 2:  # Nothing to discriminate: every window gets the one label.
+        predicted = np.full(yv.shape, y[0])
+      else:
+        predicted = candidate.build(name).fit(x, y).predict(xv)
+      correct += int(np.sum(predicted == yv))
+      total += int(yv.size)
+    score = correct / total if total else float('nan')
+    if score > best_score:
+      best, best_score = candidate, score
+  return best, float(best_score) if best_score >= 0 else float('nan'), len(used)
