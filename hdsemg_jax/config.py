@@ -78,8 +78,8 @@ def default_config() -> ml_collections.ConfigDict:
   config.model.selection.inner_folds = 3
   config.model.selection.td_feature_sets = ('log_rms', 'mav,wl,zc,ssc', 'mav,wl,zc,ssc,log_rms')
   config.model.selection.thresholds = (0.0, 0.02, 0.1)
-  config.model.selection.shrinkages = ('auto', '0.01', '0.1', '0.5')
-  config.model.selection.Cs = (0.01, 0.1, 1.0, 10.0)
+  config.model.selection.shrinkages = ('auto', '0.01', '0.1')
+  config.model.selection.Cs = (0.01, 0.1, 1.0)
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 6

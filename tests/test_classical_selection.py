@@ -72,11 +72,10 @@ def test_inner_folds_hold_whole_trials_and_every_gesture():
 def test_the_grid_of_each_model():
   grid = _selection()
   lda = selection.candidates('lda', grid)
-  # log_rms: 4 shrinkages; each set with zc/ssc: 3 thresholds x 4 shrinkages.
-  assert len(lda) == 4 + 12 + 12
+  # log_rms: 3 shrinkages; each set with zc/ssc: 3 thresholds x 3 shrinkages.
+  assert len(lda) == 3 + 9 + 9
   assert lda[0] == selection.Candidate(('log_rms',), None, 'auto')
-  assert {c.regularisation for c in selection.candidates('logreg', grid)} == {0.01, 0.1, 1.0,
-                                                                             10.0}
+  assert {c.regularisation for c in selection.candidates('logreg', grid)} == {0.01, 0.1, 1.0}
 
 
 def test_selection_finds_the_features_that_separate_the_gestures():
@@ -142,7 +141,7 @@ def test_selected_rows_are_deterministic_and_say_what_was_chosen():
   assert ({k: v for k, v in first.items() if k not in timing}
           == {k: v for k, v in second.items() if k not in timing})
   chosen = first['selection']
-  assert chosen['inner_folds'] == 3 and chosen['candidates'] == 4 + 12 + 12
+  assert chosen['inner_folds'] == 3 and chosen['candidates'] == 3 + 9 + 9
   assert set(chosen['windows']) == {'1', '20'}
   for w, entry in chosen['windows'].items():
     assert set(entry) == {'td_features', 'threshold', 'C', 'inner_score', 'inner_folds'}, w

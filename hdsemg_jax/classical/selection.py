@@ -34,6 +34,7 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
+import threadpoolctl
 
 from hdsemg_jax.classical import decisions, features, models
 from hdsemg_jax.data.trials import Trial
@@ -133,40 +134,54 @@ def inner_folds(trials: Sequence[Trial], k: int) -> list[int]:
 
 
 class _Features:
-  """Every candidate's features of one window size, computed once per threshold and trial."""
+  """Every candidate's features of one window size, for each training trial.
+
+  Per trial, the features that take no threshold are computed once and zc/ssc once
+  per threshold, over the trial's training windows and its decided (validation)
+  windows together; candidates only pick columns.
+  """
 
   def __init__(self, trials: Sequence[Trial], window: int, stride: int, scale: float,
-               thresholds: Sequence[float | None]):
-    names = tuple(n for n in features.FEATURES if n != 'rms')
-    self.names = names
+               thresholds: Sequence[float]):
     self.channels = int(np.prod(trials[0].emg.shape[1:]))
-    self.train: dict[float | None, list[tuple[np.ndarray, np.ndarray]]] = {}
-    self.valid: dict[float | None, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for threshold in thresholds:
-      t_value = 0.0 if threshold is None else threshold
-      train, valid = [], []
-      for trial in trials:
+    plain = tuple(n for n in features.FEATURES if n not in THRESHOLD_FEATURES)
+    self.blocks: list[dict[str, np.ndarray]] = []  # Per trial: feature name -> (windows, C).
+    self.labels: list[np.ndarray] = []
+    self.num_train: list[int] = []
+    for trial in trials:
+      train_starts, train_stops = decisions.training_windows(trial.label, window, stride)
+      valid_starts, valid_stops = decisions.windows(trial.label, window)
+      starts = np.concatenate([train_starts, valid_starts])
+      stops = np.concatenate([train_stops, valid_stops])
+      blocks: dict[str, np.ndarray] = {}
+      if starts.size:
         usable = trial.label >= 0
-        for store, (starts, stops) in ((train, decisions.training_windows(trial.label, window,
-                                                                          stride)),
-                                       (valid, decisions.windows(trial.label, window))):
-          x = (features.window_features(trial.emg, usable, starts, stops, names,
-                                        zc_threshold=t_value, ssc_threshold=t_value, scale=scale)
-               if starts.size else np.zeros((0, len(names) * self.channels), np.float32))
-          store.append((x, decisions.window_labels(trial.label, starts)))
-      self.train[threshold], self.valid[threshold] = train, valid
-
-  def columns(self, names: Sequence[str]) -> np.ndarray:
-    """The columns of ``names`` in the full matrices (feature-major, as `window_features`)."""
-    return np.concatenate([np.arange(self.channels) + self.names.index(n) * self.channels
-                           for n in names])
+        groups = [(plain, 0.0)] + [(THRESHOLD_FEATURES, t) for t in thresholds]
+        for names, threshold in groups:
+          x = features.window_features(trial.emg, usable, starts, stops, names,
+                                       zc_threshold=threshold, ssc_threshold=threshold,
+                                       scale=scale)
+          for j, name in enumerate(names):
+            key = name if name not in THRESHOLD_FEATURES else f'{name}@{threshold}'
+            blocks[key] = x[:, j * self.channels:(j + 1) * self.channels]
+      self.blocks.append(blocks)
+      self.labels.append(decisions.window_labels(trial.label, starts))
+      self.num_train.append(int(train_starts.size))
 
   def pooled(self, which: str, candidate: Candidate, members: Sequence[int]
              ) -> tuple[np.ndarray, np.ndarray]:
-    store = (self.train if which == 'train' else self.valid)[candidate.threshold]
-    cols = self.columns(candidate.td_features)
-    xs = [store[i][0][:, cols] for i in members]
-    ys = [store[i][1] for i in members]
+    """(features, labels) of the ``which`` ('train' or 'valid') windows of ``members``."""
+    keys = [name if name not in THRESHOLD_FEATURES else f'{name}@{candidate.threshold}'
+            for name in candidate.td_features]
+    xs, ys = [], []
+    for i in members:
+      if not self.blocks[i]:
+        continue
+      rows = slice(0, self.num_train[i]) if which == 'train' else slice(self.num_train[i], None)
+      xs.append(np.concatenate([self.blocks[i][k][rows] for k in keys], axis=1))
+      ys.append(self.labels[i][rows])
+    if not xs:
+      return np.zeros((0, len(keys) * self.channels), np.float32), np.zeros(0, np.int32)
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -185,8 +200,17 @@ def select(name: str, train_trials: Sequence[Trial], window: int, settings: Sele
                      'trial(s) fill fewer than 2 inner folds; selection needs trials to hold '
                      'out (set model.selection.inner_folds=0 to use the fixed settings).')
   grid = candidates(name, settings)
+  # Dozens of small fits: BLAS threads contend more than they help (measured 2.5x slower with
+  # 2 threads beside other work on 2 cores), most of all beside other workers.
+  with threadpoolctl.threadpool_limits(limits=1, user_api='blas'):
+    return _select(name, grid, train_trials, fold_of, used, window, stride, scale)
+
+
+def _select(name: str, grid: Sequence[Candidate], train_trials: Sequence[Trial],
+            fold_of: Sequence[int], used: Sequence[int], window: int, stride: int,
+            scale: float) -> tuple[Candidate, float, int]:
   table = _Features(train_trials, window, stride, scale,
-                    sorted({c.threshold for c in grid}, key=lambda t: (t is not None, t or 0)))
+                    sorted({c.threshold for c in grid if c.threshold is not None}))
   best, best_score = grid[0], -1.0
   for candidate in grid:
     correct = total = 0
