@@ -94,7 +94,8 @@ def test_budget_curve_dry_run_lists_every_budget(tmp_path):
        '--config=experiments/configs/budget_curve.py:flexemg', f'--workdir={tmp_path}',
        '--dry_run'], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
-  assert proc.stdout.startswith('16 runs')
-  assert 'leave_one_subject_out / all_convnet@cosine-s4' in proc.stdout
-  assert 'train.frame_stride=4 train.lr_schedule="cosine"' in proc.stdout
+  assert proc.stdout.startswith('14 runs')
+  assert 'leave_one_subject_out / all_convnet@cosine-s8' in proc.stdout
+  assert 'train.epochs=4 train.frame_stride=4\n' in proc.stdout  # step-s4
+  assert 'train.epochs=4 train.frame_stride=32 train.lr_schedule="cosine"' in proc.stdout
   assert not os.listdir(tmp_path)

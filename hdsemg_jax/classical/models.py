@@ -55,7 +55,7 @@ def _logreg(C: float) -> pipeline.Pipeline:
 def _linear_svm(C: float) -> pipeline.Pipeline:
   return pipeline.make_pipeline(
       preprocessing.StandardScaler(),
-      svm.LinearSVC(C=C, dual=False, max_iter=5000, tol=1e-5, random_state=0))
+      svm.LinearSVC(C=C, dual=False, max_iter=5000, tol=1e-4, random_state=0))
 
 
 def _chance(C: float) -> pipeline.Pipeline:

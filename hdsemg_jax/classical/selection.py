@@ -221,8 +221,11 @@ def _select(name: str, grid: Sequence[Candidate], train_trials: Sequence[Trial],
       xv, yv = table.pooled('valid', candidate, held)
       if not len(y) or not len(yv):
         continue
-      if len(np.unique(y)) < 2:  # Nothing to discriminate: every window gets the one label.
-        predicted = np.full(yv.shape, y[0])
+      classes, counts = np.unique(y, return_counts=True)
+      if len(classes) < 2 or len(y) <= len(classes):
+        # Nothing to discriminate, or too few windows to fit (LDA needs more windows than
+        # classes): the candidate decides the most frequent label, as chance would.
+        predicted = np.full(yv.shape, classes[np.argmax(counts)])
       else:
         predicted = candidate.build(name).fit(x, y).predict(xv)
       correct += int(np.sum(predicted == yv))
