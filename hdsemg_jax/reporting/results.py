@@ -61,6 +61,9 @@ class ResultRow(TypedDict, total=False):
   inference_seconds_per_frame: float
   inference_seconds_per_decision: dict[str, float]  # Classical models: per window.
   num_train_windows: dict[str, int]  # Classical models: per window.
+  # Classical models tuned on the training trials (model.selection): per window, the chosen
+  # features, threshold, shrinkage or C, and the inner score; None with fixed settings.
+  selection: dict[str, Any] | None
   num_train_frames: int
   num_finetune_frames: int
   align_shift: list[int] | None  # The label-free alignment's shift of the test trials.
