@@ -26,34 +26,26 @@ _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/budget_
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Suite folder: one sub-workdir per budget, the '
                                'comparison and the curve.')
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print every run it would make, then exit.')
+_KEEP_GOING = flags.DEFINE_bool('keep_going', False, 'Run the others when a run fails.')
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise cli.UsageError(f'unexpected arguments: {argv[1:]}')
   from experiments import suite
-  from hdsemg_jax import process_setup
   from hdsemg_jax.reporting import budget, compare, results
-  process_setup.enable_compilation_cache()
-  process_setup.quiet_library_logs()
-  if not _WORKDIR.value:
-    raise cli.UsageError('--workdir is required (the suite folder).')
-  settings = launch_flags.settings(keep_going=False)
-  if _DRY_RUN.value:
-    print(suite.describe(suite.plan(_CONFIG.value, _WORKDIR.value)))
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  outcome = suite.command(config, workdir, dry_run=_DRY_RUN.value, keep_going=_KEEP_GOING.value,
+                          commands=(cli.command_line(),))
+  if outcome is None:
     return
-  _, _, _, outcome = suite.run_suite(_CONFIG.value, _WORKDIR.value,
-                                     commands=(cli.command_line(),), settings=settings)
-  if outcome.job_id is not None and not settings.wait:
-    print(f'submitted SLURM job array {outcome.job_id}; rerun this command for the curve.')
-    return
-  specs = suite.plan(_CONFIG.value, _WORKDIR.value)
+  specs = suite.plan(config, workdir)
   runs = [dataclasses.replace(compare.load_run(s.workdir), label=s.label, protocol=s.protocol)
           for s in specs if os.path.isfile(os.path.join(s.workdir, results.RESULTS_FILE))]
-  metrics = tuple(dict.fromkeys(('decision_accuracy/1', str(_CONFIG.value.suite.metric))))
+  metrics = tuple(dict.fromkeys(('decision_accuracy/1', str(config.suite.metric))))
   points = budget.budget_points(runs, metrics)
-  paths = budget.write_budget_report(points, _WORKDIR.value,
-                                     f'{_CONFIG.value.dataset.name}: accuracy against budget')
+  paths = budget.write_budget_report(points, workdir,
+                                     f'{config.dataset.name}: accuracy against budget')
   print(budget.budget_markdown(points))
   print('wrote ' + ', '.join(paths.values()))
   undone = launch_flags.report_outcome(outcome)

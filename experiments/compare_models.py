@@ -50,26 +50,9 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise cli.UsageError(f'unexpected arguments: {argv[1:]}')
   from experiments import suite
-  from hdsemg_jax import process_setup
-  process_setup.enable_compilation_cache()
-  process_setup.quiet_library_logs()
-  if not _WORKDIR.value:
-    raise cli.UsageError('--workdir is required (the suite folder).')
-  settings = launch_flags.settings(keep_going=_KEEP_GOING.value)
-  if _DRY_RUN.value:
-    print(suite.describe(suite.plan(_CONFIG.value, _WORKDIR.value)))
-    return
-  _, markdown, paths, outcome = suite.run_suite(_CONFIG.value, _WORKDIR.value,
-                                                commands=(cli.command_line(),),
-                                                settings=settings)
-  if markdown is None:
-    print(f'submitted SLURM job array {outcome.job_id}: {len(outcome.tasks)} task(s); rerun '
-          f'this command, or python -m experiments.report --combine {_WORKDIR.value}, to '
-          'report what has finished.')
-    return
-  print(markdown)
-  print('wrote ' + ', '.join(paths.values()))
-  undone = launch_flags.report_outcome(outcome)
+  outcome = suite.command(_CONFIG.value, _WORKDIR.value, dry_run=_DRY_RUN.value,
+                          keep_going=_KEEP_GOING.value, commands=(cli.command_line(),))
+  undone = launch_flags.report_outcome(outcome) if outcome else []
   if undone:
     cli.fail('unfinished:\n  ' + '\n  '.join(undone), cli.FAILED_EXIT)
 

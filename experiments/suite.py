@@ -256,3 +256,32 @@ def run_suite(config: ml_collections.ConfigDict, workdir: str, *, keep_going: bo
     return None, None, None, outcome
   combined, markdown, paths = report(record, runs, workdir, commands)
   return combined, markdown, paths, outcome
+
+
+def command(config: ml_collections.ConfigDict, workdir: str | None, *, dry_run: bool,
+            keep_going: bool, commands: tuple[str, ...] = ()) -> Any:
+  """What a suite command does after its flags: check, plan, run, report, print.
+
+  ``--dry_run`` prints every run and returns None; with SLURM and ``--no_wait`` it
+  prints the array id and returns None; otherwise it prints the comparison and
+  returns the `hdsemg_jax.run.launch.Outcome` (the caller reports what is unfinished).
+  """
+  from experiments import cli, launch_flags
+  from hdsemg_jax import process_setup
+  process_setup.enable_compilation_cache()
+  process_setup.quiet_library_logs()
+  if not workdir:
+    raise cli.UsageError('--workdir is required (the suite folder).')
+  settings = launch_flags.settings(keep_going=keep_going)
+  if dry_run:
+    print(describe(plan(config, workdir)))
+    return None
+  _, markdown, paths, outcome = run_suite(config, workdir, commands=commands, settings=settings)
+  if markdown is None:
+    print(f'submitted SLURM job array {outcome.job_id}: {len(outcome.tasks)} task(s); rerun '
+          f'this command, or python -m experiments.report --combine {workdir}, to report what '
+          'has finished.')
+    return None
+  print(markdown)
+  print('wrote ' + ', '.join(paths.values()))
+  return outcome
