@@ -80,6 +80,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.model.selection.thresholds = (0.0, 0.02, 0.1)
   config.model.selection.shrinkages = ('auto', '0.01', '0.1')
   config.model.selection.Cs = (0.01, 0.1, 1.0)
+  # What the inner folds deal out: 'auto' = what the protocol holds out (leave-one-subject-out:
+  # subjects, inter-session: sessions, intra-session: trials), or 'subject', 'session', 'trial'.
+  config.model.selection.inner_unit = 'auto'
 
   config.train = ml_collections.ConfigDict()
   config.train.epochs = 6

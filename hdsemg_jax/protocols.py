@@ -88,6 +88,10 @@ class Fold:
 
 ProtocolFn = Callable[[Sequence[Trial]], list[Fold]]
 PROTOCOLS: dict[str, ProtocolFn] = {}
+# What each protocol holds out of training: a model selected on the training data mirrors it
+# (classical.selection's inner folds).
+HELD_OUT_UNIT = {'intra_session': 'trial', 'intra_session_pretrain': 'trial',
+                 'inter_session': 'session', 'leave_one_subject_out': 'subject'}
 
 
 def register(name: str) -> Callable[[ProtocolFn], ProtocolFn]:

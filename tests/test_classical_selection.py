@@ -56,8 +56,8 @@ def _settings(name='lda', **kw) -> classical.ClassicalSettings:
 
 def test_inner_folds_hold_whole_trials_and_every_gesture():
   trials = _trials(0, 4, 'amplitude')
-  folds = selection.inner_folds(trials, 3)
-  assert len(folds) == len(trials)
+  folds, unit = selection.inner_folds(trials, 3)
+  assert len(folds) == len(trials) and unit == 'trial'
   for f in range(3):
     gestures = {t.gesture for t, g in zip(trials, folds) if g == f}
     assert gestures == {0, 1, 2}, f
@@ -65,8 +65,24 @@ def test_inner_folds_hold_whole_trials_and_every_gesture():
   assert folds == [0, 1, 2, 0] * NUM_CLASSES
   # Independent of the order the trials come in.
   order = np.random.default_rng(1).permutation(len(trials))
-  shuffled = selection.inner_folds([trials[i] for i in order], 3)
+  shuffled, _ = selection.inner_folds([trials[i] for i in order], 3)
   assert [shuffled[list(order).index(i)] for i in range(len(trials))] == folds
+
+
+def test_inner_folds_mirror_the_unit_the_protocol_holds_out():
+  rng = np.random.default_rng(0)
+  trials = [_trial(g, 10 * s + g, rng, by='amplitude', subject=s) for s in (1, 2, 3)
+            for g in range(NUM_CLASSES)]
+  folds, unit = selection.inner_folds(trials, 3, 'subject')
+  assert unit == 'subject' and folds == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+  folds, _ = selection.inner_folds(trials, 2, 'subject')  # More subjects than folds.
+  assert folds == [0, 0, 0, 1, 1, 1, 0, 0, 0]
+  # Sessions of one subject: trials of subject 1 are all session 1, so by trial.
+  one_subject = [t for t in trials if t.subject == 1]
+  for wanted in ('subject', 'session'):
+    assert selection.inner_folds(one_subject, 3, wanted)[1] == 'trial'
+  with pytest.raises(ValueError, match="model.selection.inner_unit='fold'"):
+    _selection(unit='fold')
 
 
 def test_the_grid_of_each_model():
@@ -81,14 +97,14 @@ def test_the_grid_of_each_model():
 def test_selection_finds_the_features_that_separate_the_gestures():
   # Amplitude: log_rms alone is perfect, and the first such candidate wins ties.
   train = _trials(0, 3, 'amplitude')
-  chosen, score, folds = selection.select('lda', train, 20, _selection(), 2, 1.0)
-  assert chosen.td_features == ('log_rms',) and score == 1.0 and folds == 3
+  chosen, score, folds, unit = selection.select('lda', train, 20, _selection(), 2, 1.0)
+  assert chosen.td_features == ('log_rms',) and score == 1.0 and (folds, unit) == (3, 'trial')
   # Frequency: equal amplitudes, so log_rms alone is near chance; the chosen set has
   # the crossing/slope features and scores far above it.
   train = _trials(0, 3, 'frequency')
   only_rms = _selection(td_feature_sets=('log_rms',))
-  _, rms_score, _ = selection.select('lda', train, 20, only_rms, 2, 1.0)
-  chosen, score, _ = selection.select('lda', train, 20, _selection(), 2, 1.0)
+  _, rms_score, _, _ = selection.select('lda', train, 20, only_rms, 2, 1.0)
+  chosen, score, _, _ = selection.select('lda', train, 20, _selection(), 2, 1.0)
   assert 'zc' in chosen.td_features and score >= 0.95 > rms_score + 0.3
 
 
@@ -144,7 +160,8 @@ def test_selected_rows_are_deterministic_and_say_what_was_chosen():
   assert chosen['inner_folds'] == 3 and chosen['candidates'] == 3 + 9 + 9
   assert set(chosen['windows']) == {'1', '20'}
   for w, entry in chosen['windows'].items():
-    assert set(entry) == {'td_features', 'threshold', 'C', 'inner_score', 'inner_folds'}, w
+    assert set(entry) == {'td_features', 'threshold', 'C', 'inner_score', 'inner_folds',
+                          'inner_unit'}, w
     assert 0 <= entry['inner_score'] <= 1
   # Tuned beats a fixed set the data cannot use, on the test trials too.
   fixed = classical.fit_and_score(train, test, NUM_CLASSES, _settings(

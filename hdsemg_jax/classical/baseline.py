@@ -116,12 +116,12 @@ def _setting(settings: ClassicalSettings, train_trials: Sequence[Trial], window:
   if not settings.selection.enabled:
     return (_Extractor(settings.td_features, settings.zc_threshold, settings.ssc_threshold,
                        scale), models.build(settings.name, settings.C), None)
-  chosen, score, folds = selection_lib.select(settings.name, train_trials, window,
+  chosen, score, folds, unit = selection_lib.select(settings.name, train_trials, window,
                                           settings.selection, settings.train_window_stride, scale)
   threshold = 0.0 if chosen.threshold is None else chosen.threshold
   return (_Extractor(chosen.td_features, threshold, threshold, scale),
           chosen.build(settings.name), {**chosen.describe(settings.name), 'inner_score': score,
-                                         'inner_folds': folds})
+                                         'inner_folds': folds, 'inner_unit': unit})
 
 
 def _training_set(extract: _Extractor, trials: Sequence[Trial], window: int,

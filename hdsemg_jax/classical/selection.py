@@ -5,11 +5,16 @@ so with ``model.selection.inner_folds >= 2`` each decision window's model is
 chosen on the fold's training trials only:
 
 * Inner folds are whole trials, never frames, so the windows of one trial never
-  straddle inner training and validation (`inner_folds`). Trials are grouped by
-  (subject, session, part, gesture); within a group, in trial order, the n-th
-  trial goes to inner fold ``n mod k``: every inner fold holds a share of every
-  group (every gesture of one-gesture trials, every session and subject of
-  whole-timeline trials).
+  straddle inner training and validation (`inner_folds`), and they mirror what the
+  outer protocol holds out (``unit``): with ``subject`` (leave-one-subject-out) the
+  training subjects are dealt to the inner folds (a setting is chosen for how it
+  carries to a subject it was not fitted on: chosen within subjects, a richer
+  feature set can win inside them and lose on a new person), with ``session`` the
+  training sessions, and with ``trial``, or where the training trials hold fewer
+  than two subjects (sessions), trials: grouped by (subject, session, part,
+  gesture), the n-th trial of each group in trial order goes to inner fold
+  ``n mod k``, so every inner fold holds a share of every group (every gesture of
+  one-gesture trials, every session and subject of whole-timeline trials).
 * Candidates (`candidates`): every feature set of ``td_feature_sets``; for a set
   with ``zc`` or ``ssc``, every threshold of ``thresholds`` (both thresholds
   take the value); and every regularisation: LDA's shrinkage (``'auto'``:
@@ -40,6 +45,8 @@ from hdsemg_jax.classical import decisions, features, models
 from hdsemg_jax.data.trials import Trial
 
 THRESHOLD_FEATURES = ('zc', 'ssc')
+# What inner folds deal out, from the coarsest; a protocol's held-out unit.
+UNITS = ('subject', 'session', 'trial')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +60,20 @@ class SelectionSettings:
     thresholds: candidate zc/ssc thresholds (fractions of the training RMS).
     shrinkages: LDA's candidates: ``'auto'`` or a number in [0, 1] (as text).
     Cs: ``logreg``'s and ``linear_svm``'s candidate inverse L2 strengths.
+    unit: what the inner folds deal out, one of `UNITS` (the run layer sets the outer
+      protocol's held-out unit).
   """
   inner_folds: int
   td_feature_sets: tuple[tuple[str, ...], ...]
   thresholds: tuple[float, ...]
   shrinkages: tuple[str, ...]
   Cs: tuple[float, ...]
+  unit: str = 'trial'
 
   def __post_init__(self):
+    if self.unit not in UNITS:
+      raise ValueError(f'model.selection.inner_unit={self.unit!r}: expected one of '
+                       f'{", ".join(UNITS)} (or auto).')
     if isinstance(self.inner_folds, bool) or not isinstance(self.inner_folds, int) or (
         self.inner_folds < 0 or self.inner_folds == 1):
       raise ValueError(f'model.selection.inner_folds={self.inner_folds!r}: expected 0 (no '
@@ -121,8 +134,18 @@ def candidates(name: str, settings: SelectionSettings) -> list[Candidate]:
   return out
 
 
-def inner_folds(trials: Sequence[Trial], k: int) -> list[int]:
-  """The inner fold (0..k-1) of each trial: n-th of its group in trial order -> n mod k."""
+def inner_folds(trials: Sequence[Trial], k: int, unit: str = 'trial') -> tuple[list[int], str]:
+  """The inner fold (0..k-1) of each trial, and the unit they deal out (see the module doc).
+
+  By ``subject`` or ``session`` where the trials hold at least two: the n-th of them in
+  sorted order goes to fold n mod k; otherwise by trial.
+  """
+  if unit != 'trial':
+    key = ((lambda t: (t.subject,)) if unit == 'subject' else
+           (lambda t: (t.subject, t.session)))
+    units = sorted({key(t) for t in trials})
+    if len(units) >= 2:
+      return [units.index(key(t)) % k for t in trials], unit
   groups: dict[tuple[Any, ...], list[int]] = collections.defaultdict(list)
   for i, t in enumerate(trials):
     groups[(t.subject, t.session, t.part, t.gesture)].append(i)
@@ -130,7 +153,7 @@ def inner_folds(trials: Sequence[Trial], k: int) -> list[int]:
   for members in groups.values():
     for rank, i in enumerate(sorted(members, key=lambda j: (trials[j].trial, j))):
       fold[i] = rank % k
-  return fold
+  return fold, 'trial'
 
 
 class _Features:
@@ -186,14 +209,15 @@ class _Features:
 
 
 def select(name: str, train_trials: Sequence[Trial], window: int, settings: SelectionSettings,
-           stride: int, scale: float) -> tuple[Candidate, float, int]:
-  """The best candidate of ``name`` for ``window``-frame decisions, its inner score, and k.
+           stride: int, scale: float) -> tuple[Candidate, float, int, str]:
+  """The best candidate of ``name`` for ``window``-frame decisions, its inner score, the
+  number of inner folds and the unit they dealt out.
 
   Raises:
     ValueError: fewer than two inner folds hold trials (too few training trials).
   """
   k = settings.inner_folds
-  fold_of = inner_folds(train_trials, k)
+  fold_of, unit = inner_folds(train_trials, k, settings.unit)
   used = sorted(set(fold_of))
   if len(used) < 2:
     raise ValueError(f'model.selection.inner_folds={k}: the fold\'s {len(train_trials)} training '
@@ -203,7 +227,7 @@ def select(name: str, train_trials: Sequence[Trial], window: int, settings: Sele
   # Dozens of small fits: BLAS threads contend more than they help (measured 2.5x slower with
   # 2 threads beside other work on 2 cores), most of all beside other workers.
   with threadpoolctl.threadpool_limits(limits=1, user_api='blas'):
-    return _select(name, grid, train_trials, fold_of, used, window, stride, scale)
+    return (*_select(name, grid, train_trials, fold_of, used, window, stride, scale), unit)
 
 
 def _select(name: str, grid: Sequence[Candidate], train_trials: Sequence[Trial],

@@ -243,7 +243,9 @@ def _model(config: ml_collections.ConfigDict, frame_stride: int) -> ModelSetting
     selection = _checked('model.selection', classical.SelectionSettings,
                          inner_folds=sel.inner_folds, td_feature_sets=tuple(sel.td_feature_sets),
                          thresholds=tuple(sel.thresholds), shrinkages=tuple(sel.shrinkages),
-                         Cs=tuple(sel.Cs))
+                         Cs=tuple(sel.Cs),
+                         unit=(protocols.HELD_OUT_UNIT.get(str(config.protocol.name), 'trial')
+                               if sel.inner_unit == 'auto' else str(sel.inner_unit)))
     settings = _checked('model', classical.ClassicalSettings, name=name, selection=selection,
                         td_features=tuple(m.td_features), zc_threshold=m.zc_threshold,
                         ssc_threshold=m.ssc_threshold, C=m.C,
