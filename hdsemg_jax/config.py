@@ -155,9 +155,11 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
-# Keys added after runs were already written, at the values those runs had in effect
-# (the device keys: one device, seeds in turn); every other added key is read at its default.
-_IN_EFFECT_BEFORE_ADDED = {'parallel': 'none', 'num_cpu_devices': '1', 'seed_parallel': False}
+# Keys added after runs were already written, at the values those runs had in effect (the
+# device keys: one device, seeds in turn; classical models: fixed settings, no selection, and
+# once selection existed, inner folds by trial); every other added key is read at its default.
+_IN_EFFECT_BEFORE_ADDED = {'parallel': 'none', 'num_cpu_devices': '1', 'seed_parallel': False,
+                           'model': {'selection': {'inner_folds': 0, 'inner_unit': 'trial'}}}
 
 
 def _flatten(value: Any, prefix: str = '') -> dict[str, Any]:

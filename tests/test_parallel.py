@@ -132,9 +132,13 @@ def test_workdirs_from_before_the_device_keys_still_resume():
   stored = {'seeds': [0], 'train': {'epochs': 6}}
   now = config_lib.default_config().to_dict()
   now.update(parallel='none', num_cpu_devices='1', seed_parallel=False)
+  # Classical models then had fixed settings: a workdir from before selection is read so.
+  now['model']['selection'].update(inner_folds=0, inner_unit='trial')
   assert config_lib.differences(stored, now) == []
   assert config_lib.differences(stored, {**now, 'parallel': 'sharding'}) == [
       'parallel: "none" -> "sharding"']
+  now['model']['selection']['inner_folds'] = 3
+  assert config_lib.differences(stored, now) == ['model.selection.inner_folds: 0 -> 3']
 
 
 @pytest.mark.slow
