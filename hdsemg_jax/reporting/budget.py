@@ -88,21 +88,25 @@ def budget_markdown(points: Sequence[BudgetPoint], title: str = '') -> str:
 
 def budget_figure(points: Sequence[BudgetPoint], title: str = '') -> Any:
   """Each metric against frames seen (log axis), a panel per protocol, a line per schedule."""
-  from matplotlib.figure import Figure  # Only reports with a figure need matplotlib.
+  from matplotlib import ticker  # Only reports with a figure need matplotlib.
+  from matplotlib.figure import Figure
   protocols = sorted({p.protocol for p in points})
   metrics = list(points[0].values) if points else list(METRICS)
   figure = Figure(figsize=(4.5 * max(len(protocols), 1), 3.6), layout='constrained')
   axes = figure.subplots(1, max(len(protocols), 1), squeeze=False)[0]
   for ax, protocol in zip(axes, protocols):
-    for schedule in sorted({p.schedule for p in points if p.protocol == protocol}):
+    schedules = sorted({p.schedule for p in points if p.protocol == protocol})
+    for schedule, (style, marker) in zip(schedules, (('-', 'o'), ('--', 's'), (':', '^'))):
       line = [p for p in points if p.protocol == protocol and p.schedule == schedule]
       x = [p.frames_seen for p in line]
-      for metric, marker in zip(metrics, ('o', 's', '^', 'v')):
+      for k, metric in enumerate(metrics):  # A colour per metric, a line style per schedule.
         mean = np.array([100 * p.values[metric][0] for p in line])
         std = np.nan_to_num(np.array([100 * p.values[metric][1] for p in line]))
-        ax.errorbar(x, mean, yerr=std, marker=marker, capsize=3,
-                    label=f'{schedule}, {metric.replace("decision_accuracy/", "@")}')
+        ax.errorbar(x, mean, yerr=std, color=f'C{k}', linestyle=style, marker=marker,
+                    capsize=3, label=f'{schedule}, {metric.replace("decision_accuracy/", "@")}')
     ax.set_xscale('log')
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f'{v / 1000:g}k'))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel('training frames seen per run')
     ax.set_ylabel('accuracy (%)')
     ax.set_title(protocol)
