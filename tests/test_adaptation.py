@@ -181,6 +181,7 @@ def test_workdirs_from_before_the_adapt_keys_still_resume():
   stored = {'seeds': [0]}  # A config.json written before most keys existed.
   now = config_lib.default_config()
   now.parallel, now.num_cpu_devices = 'none', '1'  # What such runs resolved to.
+  now.model.selection.inner_folds, now.model.selection.inner_unit = 0, 'trial'  # Fixed models.
   assert config_lib.differences(stored, now.to_dict()) == []
   now.adapt.method = 'adabn'
   assert config_lib.differences(stored, now.to_dict()) == ['adapt.method: "none" -> "adabn"']
