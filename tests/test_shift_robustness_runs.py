@@ -7,7 +7,6 @@ test inputs must undo exactly that shift.
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -92,8 +91,8 @@ def test_augmentation_in_the_step_is_a_function_of_seed_and_step():
 
 def test_augmented_training_resumes_to_the_same_state():
   _, _, _, frames, labels = _step_inputs()
-  cfg = ml_collections.ConfigDict(dict(epochs=2, batch_size=4, learning_rate=0.1, momentum=0.9,
-                                       weight_decay=1e-4, lr_boundaries=()))
+  cfg = trainer.TrainSettings(epochs=2, batch_size=4, learning_rate=0.1, momentum=0.9,
+                              weight_decay=1e-4, lr_boundaries=())
   options = steps.StepOptions.create(
       augment=augment_lib.AugmentSettings(max_shift=(2, 1), gain_jitter=0.2), wrap_axis=0)
 
