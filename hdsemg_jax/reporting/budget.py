@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hdsemg_jax.classical import models as classical_models
 from hdsemg_jax.reporting import compare, formatting, results
 
 METRICS = ('decision_accuracy/1', 'decision_accuracy/150')
@@ -49,12 +50,13 @@ def budget_points(runs: Sequence[compare.Run],
   points = []
   for run in runs:
     train = run.config.get('train', {})
-    if run.config.get('model', {}).get('name') in ('lda', 'logreg', 'linear_svm', 'chance'):
+    if classical_models.is_classical(str(run.config.get('model', {}).get('name'))):
       continue
     epochs, batch = int(train['epochs']), int(train['batch_size'])
-    values = {}
+    values, folds = {}, 0
     for metric in metrics:
       per_fold = compare.fold_seed_values(run, metric)
+      folds = len(per_fold)
       means = np.array([np.mean(list(seeds.values())) for seeds in per_fold.values()])
       values[metric] = (float(np.mean(means)),
                         float(np.std(means, ddof=1)) if means.size > 1 else float('nan'))
@@ -65,7 +67,7 @@ def budget_points(runs: Sequence[compare.Run],
         frames_seen=float(np.mean([frames_seen(r, epochs, batch) for r in run.rows])),
         train_seconds=float(np.median([float(r.get('train_seconds', np.nan))
                                        for r in run.rows])),
-        values=values, folds=len(compare.fold_seed_values(run, metrics[0]))))
+        values=values, folds=folds))
   return sorted(points, key=lambda p: (p.protocol, p.schedule, p.frames_seen))
 
 

@@ -88,8 +88,7 @@ def online_scores(setup: RunSetup, fold: Fold, trained: recipe.Trained,
       lambda x: predict(state.params, state.batch_stats, x),
       trials_lib.select(setup.raw_trials, fold.test), setup.conditioning, ev.vote_windows,
       ev.online_chunk, spec.num_classes,
-      rest_class=names.index('rest') if 'rest' in names else None,
-      sampling_rate_hz=spec.sampling_rate_hz)
+      rest_class=names.index('rest') if 'rest' in names else None)
 
 
 def classical_row(setup: RunSetup, fold: Fold) -> ResultRow:
